@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+import { main } from './program.js';
+
+const code = await main(process.argv.slice(2), {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+  cwd: process.cwd(),
+});
+process.exitCode = code;

@@ -1,0 +1,2 @@
+export { main, buildProgram } from './program.js';
+export type { CliIo } from './program.js';

@@ -1,0 +1,1 @@
+export const platform = 'gitlab' as const;
