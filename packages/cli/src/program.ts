@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, RefbridgeError } from '@refbridge/core';
+import { registerBackup } from './commands/backup-command.js';
+import { registerBootstrap } from './commands/bootstrap-command.js';
+import { registerInit } from './commands/init-command.js';
+import { registerMirror } from './commands/mirror-command.js';
+import { registerSync } from './commands/sync-command.js';
 
 /** Where the CLI reads and writes; tests pass their own. */
 export interface CliIo {
@@ -8,6 +13,8 @@ export interface CliIo {
   stderr: (text: string) => void;
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /** Whether stderr is a terminal (live progress display); tests leave it unset. */
+  isTTY?: boolean;
 }
 
 function version(): string {
@@ -15,22 +22,30 @@ function version(): string {
   return pkg.version;
 }
 
-export function buildProgram(io: CliIo): Command {
+export function buildProgram(io: CliIo, setExit: (code: number) => void = () => undefined): Command {
   const program = new Command('refbridge')
     .description('Keep GitHub and GitLab repositories in step, ref by ref, and mirror whole accounts.')
     .version(version(), '-V, --version')
     .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+  registerInit(program, io);
+  registerSync(program, io, setExit);
+  registerMirror(program, io, setExit);
+  registerBootstrap(program, io, setExit);
+  registerBackup(program, io, setExit);
   return program;
 }
 
 /** Runs the CLI and returns the exit code instead of exiting, so it can be tested in-process. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
-  const program = buildProgram(io);
+  let exitCode: number = ExitCode.ok;
+  const program = buildProgram(io, (code) => {
+    exitCode = code;
+  });
   try {
     await program.parseAsync([...argv], { from: 'user' });
-    return ExitCode.ok;
+    return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
       // --help and --version exit through here with code 0.

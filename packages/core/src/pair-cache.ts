@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { mkdir, stat } from 'node:fs/promises';
+import { RefbridgeError } from './errors.js';
+import type { GitCredential, GitRunner } from './git-runner.js';
+import type { Side } from './sync-planner.js';
+
+/**
+ * The daemon's persistent cache: one bare repo per pair. Each side's refs are fetched into their
+ * own namespace, the agreed tips live under `refs/refbridge/base/`, and every tip refbridge
+ * overwrites or deletes is kept under `refs/refbridge/backup/` so any commit can be recovered.
+ *
+ *   refs/refbridge/github/heads/main      what GitHub had at the last look
+ *   refs/refbridge/gitlab/tags/v1         what GitLab had
+ *   refs/refbridge/base/heads/main        the tip both last agreed on
+ *   refs/refbridge/backup/<utc>/<side>/heads/main   a tip refbridge replaced or deleted
+ *   refs/refbridge/out/<side>/...         refs staged for the push in progress
+ */
+
+export const BASE_NS = 'refs/refbridge/base/';
+export const BACKUP_NS = 'refs/refbridge/backup/';
+/** Refs staged for one push (see sync-engine's push); empty between runs. */
+export const OUT_NS = 'refs/refbridge/out/';
+export const sideNs = (side: Side): string => `refs/refbridge/${side}/`;
+
+/** `refs/heads/x` -> `<ns>heads/x`. */
+export function toNamespace(ns: string, ref: string): string {
+  return ns + ref.slice('refs/'.length);
+}
+
+export function fromNamespace(ns: string, nsRef: string): string {
+  return `refs/${nsRef.slice(ns.length)}`;
+}
+
+/** Stable, collision-free directory name for a pair: readable name plus a hash of both repo URLs. */
+export function pairCacheKey(name: string, githubUrl: string, gitlabUrl: string): string {
+  const slug =
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '-')
+      .replace(/^[.-]+/, '')
+      .slice(0, 60) || 'pair';
+  const hash = createHash('sha256').update(`${githubUrl}\n${gitlabUrl}`).digest('hex').slice(0, 10);
+  return `${slug}-${hash}`;
+}
+
+export class PairCache {
+  constructor(
+    readonly git: GitRunner,
+    readonly dir: string,
+  ) {}
+
+  /** Creates the bare repo on first use; refuses a directory that exists but is not one. */
+  async ensure(): Promise<void> {
+    const exists = await stat(this.dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    );
+    if (!exists) {
+      await mkdir(this.dir, { recursive: true });
+      await this.git.run(['init', '--bare', '-q', this.dir]);
+      // The cache is the safety net; never let git prune what only a backup ref still holds.
+      await this.git.run(['config', 'gc.pruneExpire', 'never'], { cwd: this.dir });
+      await this.git.run(['config', 'core.logAllRefUpdates', 'false'], { cwd: this.dir });
+      return;
+    }
+    const r = await this.git
+      .run(['rev-parse', '--is-bare-repository'], { cwd: this.dir, env: { GIT_DIR: this.dir } })
+      .catch(() => undefined);
+    if (r?.stdout.trim() !== 'true') {
+      throw new RefbridgeError(
+        `the cache directory ${this.dir} exists but is not a refbridge cache (not a bare git repository)`,
+        {
+          hint: 'point --cache at an empty or refbridge-owned directory, or move this one away',
+        },
+      );
+    }
+  }
+
+  private run(
+    args: string[],
+    options: { input?: string; credentials?: readonly GitCredential[]; okExitCodes?: number[] } = {},
+  ) {
+    return this.git.run(args, { cwd: this.dir, env: { GIT_DIR: this.dir }, ...options });
+  }
+
+  /** Every ref under refs/refbridge/, grouped. */
+  async readRefs(): Promise<{ base: Map<string, string>; github: Map<string, string>; gitlab: Map<string, string> }> {
+    const { stdout } = await this.run(['for-each-ref', '--format=%(objectname) %(refname)', 'refs/refbridge/']);
+    const base = new Map<string, string>();
+    const github = new Map<string, string>();
+    const gitlab = new Map<string, string>();
+    for (const line of stdout.split('\n')) {
+      const space = line.indexOf(' ');
+      if (space < 0) continue;
+      const sha = line.slice(0, space);
+      const name = line.slice(space + 1);
+      if (name.startsWith(BASE_NS)) base.set(fromNamespace(BASE_NS, name), sha);
+      else if (name.startsWith(sideNs('github'))) github.set(fromNamespace(sideNs('github'), name), sha);
+      else if (name.startsWith(sideNs('gitlab'))) gitlab.set(fromNamespace(sideNs('gitlab'), name), sha);
+    }
+    return { base, github, gitlab };
+  }
+
+  /** Refs below a namespace (full names) with their SHAs. */
+  async refsUnder(ns: string): Promise<Map<string, string>> {
+    const { stdout } = await this.run(['for-each-ref', '--format=%(objectname) %(refname)', ns]);
+    const refs = new Map<string, string>();
+    for (const line of stdout.split('\n')) {
+      const space = line.indexOf(' ');
+      if (space > 0) refs.set(line.slice(space + 1), line.slice(0, space));
+    }
+    return refs;
+  }
+
+  /** The subset of `shas` whose objects are not in the cache. */
+  async missing(shas: Iterable<string>): Promise<Set<string>> {
+    const list = [...new Set(shas)];
+    if (list.length === 0) return new Set();
+    const { stdout } = await this.run(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+      input: list.join('\n') + '\n',
+    });
+    const missing = new Set<string>();
+    for (const line of stdout.split('\n')) {
+      const m = /^([0-9a-f]{40,64}) missing$/.exec(line.trim());
+      if (m?.[1]) missing.add(m[1]);
+    }
+    return missing;
+  }
+
+  /**
+   * Fetches the named refs of one side into its namespace. A few refs go as explicit refspecs; past
+   * that, one wildcard per kind, because git's client matches each explicit refspec against every
+   * advertised ref (seconds per thousand refs). Only missing objects travel either way.
+   */
+  async fetchRefs(
+    side: Side,
+    url: string,
+    refs: readonly string[],
+    credentials: readonly GitCredential[],
+  ): Promise<void> {
+    if (refs.length === 0) return;
+    const ns = sideNs(side);
+    const specs =
+      refs.length <= 32
+        ? refs.map((r) => `+${r}:${toNamespace(ns, r)}`)
+        : [...new Set(refs.map((r) => r.split('/').slice(0, 2).join('/')))].map(
+            (prefix) => `+${prefix}/*:${toNamespace(ns, prefix)}/*`,
+          );
+    await this.run(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-auto-gc', '--stdin', '--', url], {
+      input: specs.join('\n') + '\n',
+      credentials,
+    });
+  }
+
+  /** Applies ref changes in one transaction (`update-ref --stdin`): all or nothing. */
+  async updateRefs(changes: readonly { ref: string; sha?: string | undefined }[]): Promise<void> {
+    if (changes.length === 0) return;
+    const lines = changes.map((c) => (c.sha ? `update ${c.ref} ${c.sha}` : `delete ${c.ref}`));
+    await this.run(['update-ref', '--stdin'], { input: ['start', ...lines, 'prepare', 'commit'].join('\n') + '\n' });
+  }
+
+  /** `git merge-base --is-ancestor`: 0 yes, 1 no, 128 unknown (objects missing). */
+  async isAncestor(ancestor: string, descendant: string): Promise<number> {
+    const r = await this.run(['merge-base', '--is-ancestor', ancestor, descendant], { okExitCodes: [1, 128] });
+    return r.exitCode;
+  }
+
+  async mergeBase(a: string, b: string): Promise<string | undefined> {
+    const r = await this.run(['merge-base', a, b], { okExitCodes: [1, 128] });
+    return r.exitCode === 0 ? r.stdout.trim() || undefined : undefined;
+  }
+}
