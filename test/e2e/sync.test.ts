@@ -43,6 +43,7 @@ beforeAll(async () => {
           { owner: 'acme', name: 'split', private: true, ...seedRepo, branches: { a: {}, b: {} } },
           { owner: 'acme', name: 'guarded', private: true, ...seedRepo },
           { owner: 'acme', name: 'tags', private: true, ...seedRepo },
+          { owner: 'acme', name: 'relaxed', private: true, ...seedRepo },
           { owner: 'mallory', name: 'secret', private: true, ...seedRepo },
         ],
       },
@@ -55,6 +56,7 @@ beforeAll(async () => {
           { path: 'acme/mirror/split' },
           { path: 'acme/mirror/guarded', ...seedRepo },
           { path: 'acme/mirror/tags' },
+          { path: 'acme/mirror/relaxed', ...seedRepo },
           { path: 'acme/mirror/secret' },
         ],
       },
@@ -88,6 +90,7 @@ beforeAll(async () => {
       pair('split', { divergence: 'halt-pair' }),
       pair('guarded', { rewrites: 'allow' }),
       pair('tags'),
+      pair('relaxed', { rewrites: 'allow', protectedBranches: { temporarilyAllowForcePush: true } }),
       { name: 'secret', github: 'mallory/secret', gitlab: 'acme/mirror/secret' },
     ],
   };
@@ -252,6 +255,53 @@ describe('refbridge sync against the forge', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/protected branch/i);
     expect(r.stdout).toMatch(/rule: protected branch "main"/);
+  });
+
+  it('with the opt-in, relaxes a GitLab protected branch for one push, restores it and logs both changes', async () => {
+    expect((await sync('--pair', 'relaxed')).code).toBe(0);
+    const gh = await clone('github', 'acme/relaxed', 'relaxed-gh');
+    await gh(['reset', '-q', '--hard', 'HEAD~1']);
+    const rewritten = await commitFiles(join(tmp.path, 'relaxed-gh'), { 'new.txt': 'rewritten\n' });
+    await gh(['push', '-q', '--force', 'origin', 'main']);
+    const r = await sync('--pair', 'relaxed');
+    expect(r.code).toBe(0);
+    expect((await refs('gitlab', 'acme/mirror/relaxed'))['refs/heads/main']).toBe(rewritten);
+    expect(r.stderr).toMatch(/temporarily allowed force push on gitlab acme\/mirror\/relaxed/);
+    expect(r.stderr).toMatch(/restored "no force push"/);
+    const state = (await (await fetch(`${forge.urls.gitlab.web}/_forge/state`)).json()) as {
+      gitlab: { projects: { fullPath: string; protectedBranches: { name: string; allowForcePush: boolean }[] }[] };
+    };
+    const project = state.gitlab.projects.find((p) => p.fullPath === 'acme/mirror/relaxed')!;
+    expect(project.protectedBranches.find((b) => b.name === 'main')?.allowForcePush).toBe(false);
+  });
+
+  it('--watch finishes the round in hand on SIGTERM and exits 0', async () => {
+    const { execa } = await import('execa');
+    const { repoRoot } = await import('../support/paths.js');
+    const child = execa(
+      process.execPath,
+      [
+        join(repoRoot, 'packages/cli/dist/bin.js'),
+        'sync',
+        '--config',
+        join(tmp.path, 'refbridge.yaml'),
+        '--cache',
+        cache,
+        '--pair',
+        'app',
+        '--watch',
+        '--interval',
+        '3600',
+      ],
+      { env, extendEnv: false, reject: false },
+    );
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    for (let i = 0; i < 300 && !out.includes('pair(s) in'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toContain('pair(s) in');
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.exitCode).toBe(0);
   });
 
   it('syncs 5,000 tags and re-checks them without transferring anything', async () => {
