@@ -1,4 +1,5 @@
 import { UsageError } from './errors.js';
+import { globToRegExp } from './glob.js';
 import type { RepoInfo } from './forge.js';
 
 /**
@@ -6,9 +7,8 @@ import type { RepoInfo } from './forge.js';
  * (`owner/name`, or the full GitLab path), `--skip-forks`, `--skip-archived`. Exclusion wins over
  * inclusion; no include pattern means "everything". Matching ignores case, as both platforms do.
  *
- *   *   any characters except "/"      acme/*        every repo of acme
- *   **  any characters, "/" included   platform/**   every project below the group, nested too
- *   ?   one character except "/"
+ * The patterns are refbridge's one glob dialect (see glob.ts): `acme/*` every repo of acme,
+ * `platform/**` every project below the group, nested too.
  */
 
 export interface RepoFilter {
@@ -28,21 +28,7 @@ export function compileRepoGlob(pattern: string): RegExp {
       'write it as owner/name with * wildcards, e.g. acme/* or group/**, without spaces or a leading slash',
     );
   }
-  let body = '';
-  for (let i = 0; i < trimmed.length; i++) {
-    const ch = trimmed[i] as string;
-    if (ch === '*' && trimmed[i + 1] === '*') {
-      body += '.*';
-      i++;
-    } else if (ch === '*') {
-      body += '[^/]*';
-    } else if (ch === '?') {
-      body += '[^/]';
-    } else {
-      body += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }
-  }
-  return new RegExp(`^${body}$`, 'i');
+  return globToRegExp(trimmed, { ignoreCase: true });
 }
 
 export interface CompiledFilter {

@@ -24,3 +24,4 @@ export * from './backup-mirror.js';
 export * from './backup-checkout.js';
 export * from './backup-destination.js';
 export * from './backup-engine.js';
+export * from './glob.js';

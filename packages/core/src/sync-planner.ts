@@ -33,6 +33,7 @@
  */
 
 import { RefbridgeError } from './errors.js';
+import { globToRegExp } from './glob.js';
 
 // ---------------------------------------------------------------------------------------------
 // Inputs
@@ -214,8 +215,8 @@ export function syncableRefKind(ref: string): SyncableRefKind | undefined {
 }
 
 /**
- * Glob over ref names: `*` matches within one path segment, `**` across segments (`**\/x` also
- * matches `x`), every other character matches itself. A pattern starting with `refs/` is matched
+ * Glob over ref names in refbridge's one dialect (glob.ts: `*` within a segment, `**` across,
+ * `?` one character). A pattern starting with `refs/` is matched
  * against the full name, so `refs/tags/v1.*` can select tags without also selecting a branch
  * `v1.x`; any other pattern is matched against the short name (`release/1.0`, `v1.2`).
  */
@@ -224,23 +225,7 @@ export function matchRefGlob(pattern: string, ref: string): boolean {
 }
 
 function compileGlob(pattern: string): (ref: string) => boolean {
-  let source = '';
-  for (let i = 0; i < pattern.length;) {
-    if (pattern.startsWith('**/', i)) {
-      source += '(?:.*/)?';
-      i += 3;
-    } else if (pattern.startsWith('**', i)) {
-      source += '.*';
-      i += 2;
-    } else if (pattern[i] === '*') {
-      source += '[^/]*';
-      i += 1;
-    } else {
-      source += (pattern[i] ?? '').replace(/[\\^$.|?+()[\]{}]/g, '\\$&');
-      i += 1;
-    }
-  }
-  const re = new RegExp(`^${source}$`);
+  const re = globToRegExp(pattern);
   const full = pattern.startsWith('refs/');
   return (ref) => re.test(full ? ref : shortRefName(ref));
 }

@@ -483,7 +483,8 @@ describe('which refs are planned', () => {
       ['refs/tags/v1.*', 'refs/tags/v1.2', true],
       ['main', 'refs/heads/main', true],
       ['main', 'refs/heads/mainline', false],
-      ['ma?n', 'refs/heads/main', false], // `?` is not a wildcard
+      ['ma?n', 'refs/heads/main', true], // `?` is one character, as in backup's repo globs (glob.ts)
+      ['ma?n', 'refs/heads/ma/n', false],
       ['feat+(x)', 'refs/heads/feat+(x)', true],
       ['*', 'refs/heads/a/b', false],
       ['**', 'refs/heads/a/b', true],
