@@ -16,8 +16,12 @@ const phase = process.argv[2];
 const hookUrl = process.env.FORGE_HOOK_URL;
 const pushId = process.env.FORGE_PUSH_ID;
 
-function git(args) {
-  const r = spawnSync('git', args, { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 });
+function git(args, input) {
+  const r = spawnSync('git', args, {
+    encoding: 'utf8',
+    maxBuffer: 512 * 1024 * 1024,
+    ...(input === undefined ? {} : { input }),
+  });
   return { code: r.status ?? -1, stdout: r.stdout ?? '' };
 }
 
@@ -63,42 +67,103 @@ function parseLines(text) {
 /** Fills `forced` and `touchesWorkflows` where the forge says a rule needs them. */
 async function analyze(updates) {
   const plan = await post('plan', { updates });
+  const needsForced = new Set(plan.forced);
   for (const u of updates) {
-    if (!plan.forced.includes(u.ref)) continue;
+    if (!needsForced.has(u.ref)) continue;
     // 0: old is an ancestor (fast-forward); 1: not; 128: unknown objects, treated as forced.
     u.forced = git(['merge-base', '--is-ancestor', u.old, u.new]).code !== 0;
   }
   if (plan.workflows) {
-    const tips = updates.filter((u) => u.new !== ZERO).map((u) => u.new);
-    const logArgs = (revs) => [
-      'log',
-      '--format=',
-      '--name-only',
-      '--no-renames',
-      ...revs,
-      '--not',
-      '--all',
-      '--',
-      '.github/workflows/',
-    ];
-    if (tips.length > 0 && git(logArgs(tips)).stdout.trim() !== '') {
-      for (const u of updates) {
-        if (u.new === ZERO) continue;
-        const files = [
-          ...new Set(
-            git(logArgs([u.new]))
-              .stdout.split('\n')
-              .filter(Boolean),
-          ),
-        ];
-        if (files.length > 0) {
-          u.touchesWorkflows = true;
-          u.workflowFiles = files;
-        }
+    const filesOf = workflowChanges(updates.filter((u) => u.new !== ZERO).map((u) => u.new));
+    for (const u of updates) {
+      if (u.new === ZERO) continue;
+      const files = filesOf(u.new);
+      if (files.length > 0) {
+        u.touchesWorkflows = true;
+        u.workflowFiles = files;
       }
     }
   }
   return updates;
+}
+
+/**
+ * For each new tip, the `.github/workflows/` files its new commits change, as
+ * `git log --name-only <tip> --not --all -- .github/workflows/` lists them — but with one git
+ * process for the whole push rather than one per ref (a push of thousands of branches would
+ * otherwise start thousands). `--sparse --parents` prints every commit that walk visits with the
+ * parents it follows (a merge TREESAME to one parent follows only that one), so each tip's share
+ * of the walk is what its own `git log` would have visited.
+ */
+function workflowChanges(tips) {
+  const unique = [...new Set(tips)];
+  const graph = new Map(); // commit -> { parents, files: [{ file, seq }] }
+  if (unique.length > 0) {
+    const { stdout } = git(
+      [
+        'log',
+        '--format=%x00%H %P',
+        '--sparse',
+        '--parents',
+        '--name-only',
+        '--no-renames',
+        '--stdin',
+        '--not',
+        '--all',
+        '--',
+        '.github/workflows/',
+      ],
+      `${unique.join('\n')}\n`,
+    );
+    let seq = 0;
+    for (const record of stdout.split('\0').slice(1)) {
+      const [head = '', ...rest] = record.split('\n');
+      const [commit, ...parents] = head.trim().split(' ').filter(Boolean);
+      if (!commit) continue;
+      const files = rest.filter((l) => l !== '').map((file) => ({ file, seq: seq++ }));
+      graph.set(commit, { parents, files });
+    }
+  }
+  // Memo: commit -> Map(file -> first position in log order) over everything it reaches.
+  const EMPTY = new Map();
+  const memo = new Map();
+  const reach = (start) => {
+    const stack = [start];
+    for (let guard = 0; stack.length > 0 && guard < 50_000_000; guard++) {
+      const c = stack[stack.length - 1];
+      if (memo.has(c)) {
+        stack.pop();
+        continue;
+      }
+      const node = graph.get(c);
+      if (!node) {
+        memo.set(c, EMPTY);
+        stack.pop();
+        continue;
+      }
+      const pending = node.parents.filter((p) => !memo.has(p));
+      if (pending.length > 0) {
+        stack.push(...pending);
+        continue;
+      }
+      stack.pop();
+      const inherited = node.parents.map((p) => memo.get(p)).filter((m) => m.size > 0);
+      if (node.files.length === 0 && inherited.length <= 1) {
+        memo.set(c, inherited[0] ?? EMPTY);
+        continue;
+      }
+      const merged = new Map();
+      for (const m of [new Map(node.files.map((f) => [f.file, f.seq])), ...inherited]) {
+        for (const [file, at] of m) {
+          const seen = merged.get(file);
+          if (seen === undefined || at < seen) merged.set(file, at);
+        }
+      }
+      memo.set(c, merged);
+    }
+    return memo.get(start) ?? EMPTY;
+  };
+  return (tip) => [...reach(tip)].sort((a, b) => a[1] - b[1]).map(([file]) => file);
 }
 
 function say(lines) {

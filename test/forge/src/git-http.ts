@@ -309,7 +309,6 @@ async function runBackend(
   if (encoding !== undefined) env['HTTP_CONTENT_ENCODING'] = encoding;
   const protocol = header('git-protocol');
   if (protocol !== undefined) env['GIT_PROTOCOL'] = protocol;
-  if (process.env['FORGE_TRACE2']) env['GIT_TRACE2_PERF'] = process.env['FORGE_TRACE2'];
   if (push?.token) env['REMOTE_USER'] = push.token.user;
   if (push) {
     env['FORGE_PUSH_ID'] = push.id;

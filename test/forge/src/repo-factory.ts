@@ -482,25 +482,39 @@ export async function populateRepo(gitDir: string, content: RepoContent): Promis
     out(`reset ${ref}\nfrom :${resolve(target, ref)}\n\n`);
   }
   out('done\n');
-  await git(gitDir, ['fast-import', '--quiet', '--done', '--date-format=raw'], { input: Buffer.concat(chunks) });
+  // fast-import leaves an import of up to `fastimport.unpackLimit` (100) objects loose; copies are
+  // made from the pack, so keep every import in one.
+  await git(gitDir, ['-c', 'fastimport.unpackLimit=0', 'fast-import', '--quiet', '--done', '--date-format=raw'], {
+    input: Buffer.concat(chunks),
+  });
   await git(gitDir, ['pack-refs', '--all']);
 }
 
 /**
- * Makes `dst` (already initialised) hold exactly the content of `src`: the packs are hard-linked
- * (falling back to copies across file systems) and the packed refs copied, with no git process.
+ * Makes `dst` (already initialised) hold exactly the content of `src`: the packs and any loose
+ * objects are hard-linked (falling back to copies across file systems) and the packed refs copied,
+ * with no git process.
  */
 export async function copyRepoContent(src: string, dst: string): Promise<void> {
-  const packDir = join(src, 'objects', 'pack');
-  for (const f of await readdir(packDir)) {
-    const from = join(packDir, f);
-    const to = join(dst, 'objects', 'pack', f);
-    try {
-      await link(from, to);
-    } catch {
-      await copyFile(from, to);
-    }
+  const objects = join(src, 'objects');
+  for (const entry of await readdir(objects, { withFileTypes: true })) {
+    // `pack` holds the packs; two-hex-digit dirs hold loose objects (a seed's are normally packed,
+    // but a copy must not depend on that).
+    if (!entry.isDirectory() || !(entry.name === 'pack' || /^[0-9a-f]{2}$/.test(entry.name))) continue;
+    const dir = join(objects, entry.name);
+    const files = (await readdir(dir)).filter((f) => !f.startsWith('tmp_'));
+    if (files.length === 0) continue;
+    await mkdir(join(dst, 'objects', entry.name), { recursive: true });
+    for (const f of files) await linkOrCopy(join(dir, f), join(dst, 'objects', entry.name, f));
   }
   const packed = join(src, 'packed-refs');
   if ((await stat(packed).catch(() => undefined))?.isFile()) await copyFile(packed, join(dst, 'packed-refs'));
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch {
+    await copyFile(from, to);
+  }
 }

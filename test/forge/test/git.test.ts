@@ -392,6 +392,48 @@ describe('what the platforms refuse', () => {
     expect(r2.code).toBe(0);
   });
 
+  it('GitHub: in one push of many refs, exactly those whose new commits change workflows are refused', async () => {
+    const dir = await clone('github', 'acme/widgets', GH_TOKEN);
+    const base = await ok(dir, ['rev-parse', 'HEAD']);
+    const plain = await commit(dir, { 'many-plain.txt': 'p\n' }, 'plain');
+    const addsWorkflow = await commit(dir, { '.github/workflows/many.yml': 'on: push\n' }, 'add workflow');
+    const afterWorkflow = await commit(dir, { 'after.txt': 'a\n' }, 'on top of the workflow change');
+    await ok(dir, ['checkout', '-q', '--detach', base]);
+    const editsExisting = await commit(dir, { '.github/workflows/ci.yml': 'on: [push]\n' }, 'edit ci');
+    const refs: Record<string, string> = {
+      'refs/heads/many-plain': plain,
+      'refs/heads/many-adds': addsWorkflow,
+      'refs/heads/many-after': afterWorkflow,
+      'refs/heads/many-edits': editsExisting,
+      'refs/tags/many-tag': afterWorkflow,
+    };
+    // Plenty of refs on commits the repo already has: none of them change anything.
+    for (let i = 0; i < 200; i++) refs[`refs/heads/many-old-${i}`] = base;
+    const r = await git(
+      dir,
+      ['push', 'origin', ...Object.entries(refs).map(([ref, sha]) => `${sha}:${ref}`)],
+      auth('github', GH_TOKEN),
+    );
+    expect(r.code).not.toBe(0);
+    const reason = (file: string): string =>
+      `refusing to allow a Personal Access Token to create or update workflow \`${file}\` without \`workflow\` scope`;
+    const entry = forge.state.pushLog.at(-1)!;
+    expect(new Map((entry.rejected ?? []).map((x) => [x.ref, x.reason]))).toEqual(
+      new Map([
+        ['refs/heads/many-adds', reason('.github/workflows/many.yml')],
+        ['refs/heads/many-after', reason('.github/workflows/many.yml')],
+        ['refs/heads/many-edits', reason('.github/workflows/ci.yml')],
+        ['refs/tags/many-tag', reason('.github/workflows/many.yml')],
+      ]),
+    );
+    expect(entry.updates.map((u) => u.ref).sort()).toEqual(
+      ['refs/heads/many-plain', ...Array.from({ length: 200 }, (_, i) => `refs/heads/many-old-${i}`)].sort(),
+    );
+    expect(r.stderr).toContain(
+      `! [remote rejected] ${afterWorkflow} -> many-after (${reason('.github/workflows/many.yml')})`,
+    );
+  });
+
   it('GitLab: force push and deletion of protected branches are refused with GitLab messages, wildcards included', async () => {
     const dir = await clone('gitlab', 'acme/platform/api', GL_TOKEN);
     await ok(dir, ['commit', '-q', '--amend', '-m', 'amended']);
