@@ -32,7 +32,25 @@ export function createShell(io: CliIo, options: { verbose?: boolean; json?: bool
   for (const name of ['GITHUB_TOKEN', 'GITLAB_TOKEN', 'CI_JOB_TOKEN']) masker.add(io.env[name]);
   const level: LogLevel = options.verbose ? 'debug' : options.quiet ? 'warn' : 'info';
   const logger = createLogger({ masker, level, write: (_l, line) => io.stderr(`${line}\n`) });
-  return { io, masker, logger, git: new GitRunner({ masker, logger }), json: options.json ?? false };
+  // Transient network failures of git (5xx, 429, dropped connections) are retried with backoff;
+  // REFBRIDGE_GIT_RETRIES / REFBRIDGE_GIT_RETRY_WAIT_MS tune that (tests shorten the waits).
+  const retries = wholeEnv(io.env, 'REFBRIDGE_GIT_RETRIES');
+  const baseDelayMs = wholeEnv(io.env, 'REFBRIDGE_GIT_RETRY_WAIT_MS');
+  const git = new GitRunner({
+    masker,
+    logger,
+    networkRetry: {
+      ...(retries === undefined ? {} : { retries }),
+      ...(baseDelayMs === undefined ? {} : { baseDelayMs }),
+    },
+  });
+  return { io, masker, logger, git, json: options.json ?? false };
+}
+
+/** A whole number from the environment; anything else is ignored (these are tuning knobs, not settings). */
+function wholeEnv(env: CliIo['env'], name: string): number | undefined {
+  const value = env[name];
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
 /** Reads the tokens a command needs; reports every missing one at once. */
@@ -59,25 +77,33 @@ export function requireTokens<K extends 'GITHUB_TOKEN' | 'GITLAB_TOKEN'>(
 export function githubForge(shell: Shell, config: Pick<RefbridgeConfig, 'github'>, token: string): Forge {
   // GitHub asks for writes at least 1 s apart; a GitHub Enterprise admin (or the test forge) can
   // lower that with REFBRIDGE_GITHUB_WRITE_INTERVAL_MS.
-  const interval = shell.io.env['REFBRIDGE_GITHUB_WRITE_INTERVAL_MS'];
-  const writeIntervalMs = interval !== undefined && /^\d+$/.test(interval) ? Number(interval) : undefined;
+  const writeIntervalMs = wholeEnv(shell.io.env, 'REFBRIDGE_GITHUB_WRITE_INTERVAL_MS');
+  // REFBRIDGE_API_RETRY_WAIT_MS: the time unit of API backoff and Retry-After waits (default 1000).
+  const unitMs = wholeEnv(shell.io.env, 'REFBRIDGE_API_RETRY_WAIT_MS');
+  const retry = {
+    ...(writeIntervalMs === undefined ? {} : { writeIntervalMs }),
+    ...(unitMs === undefined ? {} : { unitMs }),
+  };
   return createGithubForge({
     webUrl: config.github.url,
     apiUrl: config.github.apiUrl,
     token,
     logger: shell.logger,
     masker: shell.masker,
-    ...(writeIntervalMs === undefined ? {} : { retry: { writeIntervalMs } }),
+    ...(Object.keys(retry).length === 0 ? {} : { retry }),
   });
 }
 
 export function gitlabForge(shell: Shell, config: Pick<RefbridgeConfig, 'gitlab'>, token: string): Forge {
+  // First backoff of API retries when the server sends no Retry-After (default 1000 ms).
+  const baseDelayMs = wholeEnv(shell.io.env, 'REFBRIDGE_API_RETRY_WAIT_MS');
   return createGitlabForge({
     webUrl: config.gitlab.url,
     apiUrl: config.gitlab.apiUrl,
     token,
     logger: shell.logger,
     masker: shell.masker,
+    ...(baseDelayMs === undefined ? {} : { retry: { baseDelayMs } }),
   });
 }
 

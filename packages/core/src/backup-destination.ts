@@ -95,6 +95,7 @@ async function pushWrites(
       credentials: options.target.credentials,
       okExitCodes: [1],
       hint: `check that the ${options.target.forge.platform} token can push to ${url}`,
+      retryTransient: true, // leased: a repeated push cannot overwrite anything unexpected
     });
     const report = parsePushPorcelain(r.stdout, r.stderr);
     const message = [...report.remoteMessages, ...report.errors].join(' ').trim();

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { GitCommandError, RefbridgeError } from './errors.js';
 import type { GitCredential, GitResult, GitRunner, GitRunOptions } from './git-runner.js';
 import { parseLsRemote } from './git-parsers.js';
+import { clearStaleGitLocks } from './git-locks.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 
@@ -163,6 +164,8 @@ export async function ensureMirror(git: GitRunner, gitDir: string, url: string):
 /** Brings the mirror up to date with upstream, keeping every tip that would otherwise be lost. */
 export async function syncMirror(options: SyncMirrorOptions): Promise<MirrorSyncResult> {
   const created = await ensureMirror(options.git, options.gitDir, options.url);
+  // A run killed mid-write leaves git's lock files; the caller holds the repo's lock, so they are stale.
+  if (!created) await clearStaleGitLocks(options.gitDir, options.logger ?? silentLogger, options.label);
   try {
     return await syncOnce(options, created);
   } catch (error) {
@@ -192,6 +195,7 @@ async function syncOnce(options: SyncMirrorOptions, created: boolean): Promise<M
     env: { GIT_DIR: options.gitDir },
     credentials: options.credentials,
     hint: 'check the repository URL and that the token can read the repository',
+    retryTransient: true,
   });
   const entries = parseLsRemote(listing.stdout);
   const remote = new Map<string, string>();
@@ -231,6 +235,7 @@ async function syncOnce(options: SyncMirrorOptions, created: boolean): Promise<M
       input: updated.map((ref) => `+${ref}:${ref}`).join('\n') + '\n',
       credentials: options.credentials,
       hint: 'check that the token can still read the repository; the mirror was left as it was',
+      retryTransient: true,
     });
     bytes = Math.max(0, (await m.objectBytes()) - before);
   }

@@ -132,14 +132,15 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'w', 0o600);
   try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(tmp, path);
   } catch (error) {
+    // A half-written temp file (a full disk) must not stay behind taking space.
     await rm(tmp, { force: true });
     throw error;
   }
@@ -283,7 +284,15 @@ export class BackupStateStore {
       for (const key of repoKeys) this.touchedRepos.add(key);
       for (const key of listingKeys) this.touchedListings.add(key);
       this.lastRunTouched ||= runTouched;
-      throw error;
+      if (error instanceof RefbridgeError) throw error;
+      // A full or read-only disk: say which file, and that the mirrors are not the problem.
+      throw new RefbridgeError(
+        `cannot save the backup state ${this.path}: ${String((error as { message?: unknown }).message ?? error)}`,
+        {
+          hint: 'free some space or fix the permissions of the storage directory; the mirrors are fine, and the next run re-checks what this one could not record',
+          cause: error,
+        },
+      );
     } finally {
       await lock?.release();
     }

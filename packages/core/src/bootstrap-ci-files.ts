@@ -123,7 +123,12 @@ export class ScratchRepo {
 
   private run(
     args: string[],
-    options: { credentials?: readonly GitCredential[]; okExitCodes?: number[]; hint?: string } = {},
+    options: {
+      credentials?: readonly GitCredential[];
+      okExitCodes?: number[];
+      hint?: string;
+      retryTransient?: boolean;
+    } = {},
   ) {
     return this.git.run(args, { cwd: this.dir, env: { GIT_DIR: this.dir }, ...options });
   }
@@ -142,7 +147,7 @@ export class ScratchRepo {
         url,
         `+refs/heads/${branch}:${into}`,
       ],
-      { credentials, hint: 'check that the token can read the repository' },
+      { credentials, hint: 'check that the token can read the repository', retryTransient: true },
     );
   }
 
@@ -172,7 +177,7 @@ export class ScratchRepo {
     const args = ['push', '--porcelain', '--no-verify'];
     for (const o of options.pushOptions ?? []) args.push('-o', o);
     args.push(`--force-with-lease=${ref}:${expected ?? ''}`, '--', url, `${sha}:${ref}`);
-    const r = await this.run(args, { credentials: options.credentials, okExitCodes: [1] });
+    const r = await this.run(args, { credentials: options.credentials, okExitCodes: [1], retryTransient: true });
     const report = parsePushPorcelain(r.stdout, r.stderr);
     const status = report.refs.find((s) => s.to === ref);
     const ok = r.exitCode === 0 && status !== undefined && status.flag !== 'rejected' && status.flag !== 'error';

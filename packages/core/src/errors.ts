@@ -89,7 +89,9 @@ export class GitCommandError extends RefbridgeError {
   readonly stderr: string;
 
   constructor(args: readonly string[], gitExitCode: number | undefined, stderr: string, hint?: string) {
-    const firstLines = stderr.trim().split('\n').slice(-6).join('\n    ');
+    // The end says what failed last; git's first line often names the culprit (a file, a URL).
+    const lines = stderr.trim().split('\n');
+    const firstLines = (lines.length <= 6 ? lines : [lines[0], '…', ...lines.slice(-5)]).join('\n    ');
     super(
       `git ${args.join(' ')} failed${gitExitCode === undefined ? '' : ` with exit code ${gitExitCode}`}${firstLines ? `:\n    ${firstLines}` : ''}`,
       {

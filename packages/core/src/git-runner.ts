@@ -27,6 +27,67 @@ export interface GitRunOptions {
   /** Hint attached to the error if the command fails. */
   hint?: string;
   timeoutMs?: number;
+  /**
+   * The command talks to a remote and is safe to repeat (ls-remote, fetch, and pushes, whose
+   * leases and fast-forward-only updates make a second attempt unable to lose anything): retried
+   * with backoff when git reports a transient transport failure (5xx, 429, a dropped connection),
+   * never after an authentication or not-found answer. See {@link isTransientGitFailure}.
+   */
+  retryTransient?: boolean;
+}
+
+/** How often and how patiently transient network failures of {@link GitRunOptions.retryTransient} commands are retried. */
+export interface GitNetworkRetry {
+  /** Retries after the first attempt (default 3). */
+  retries: number;
+  /** Wait before the first retry, doubled for each further one (default 1000 ms). */
+  baseDelayMs: number;
+  /** Cap on any single wait (default 30000 ms). */
+  maxDelayMs: number;
+}
+
+export const defaultGitNetworkRetry: Readonly<GitNetworkRetry> = { retries: 3, baseDelayMs: 1000, maxDelayMs: 30_000 };
+
+/** Answers that retrying cannot change: wrong token, no access, no such repo. */
+const PERMANENT_FAILURE =
+  /Authentication failed|could not read (?:Username|Password)|Repository not found|not found|does not appear to be a git repository|denied|declined|not allowed|Invalid username or password/i;
+
+/** What git and curl print when the connection, not the request, failed. */
+const TRANSIENT_FAILURE = [
+  /Empty reply from server/i,
+  /Connection reset/i,
+  /Connection refused/i,
+  /Connection timed out|Operation timed out/i,
+  /Failed to connect to/i,
+  /Recv failure|Send failure/i,
+  /transfer closed with/i,
+  /RPC failed/i,
+  /unexpected disconnect while reading sideband packet/i,
+  /the remote end hung up unexpectedly/i,
+  /early EOF/i,
+  /HTTP\/2 stream \d+ was not closed cleanly/i,
+  /SSL_read|SSL_write|gnutls_handshake|TLS connection was non-properly terminated/i,
+];
+
+/** The line of git's stderr that says what went wrong with the transfer, for the retry message. */
+const TRANSIENT_LINE = new RegExp(
+  ['returned error: \\d{3}', 'RPC failed', ...TRANSIENT_FAILURE.map((re) => re.source)].join('|'),
+  'i',
+);
+
+/**
+ * Whether a failed network git command is worth repeating: an HTTP status of 408, 429 or 5xx, or
+ * a connection that broke. Authentication, permission and not-found answers are final, and so is
+ * a host name that does not resolve (a typo in a URL should fail at once, not after the backoff).
+ */
+export function isTransientGitFailure(stderr: string): boolean {
+  const status = /returned error: (\d{3})|RPC failed; HTTP (\d{3})/.exec(stderr);
+  if (status) {
+    const code = Number(status[1] ?? status[2]);
+    return code === 408 || code === 429 || code >= 500;
+  }
+  if (PERMANENT_FAILURE.test(stderr)) return false;
+  return TRANSIENT_FAILURE.some((re) => re.test(stderr));
 }
 
 export interface GitResult {
@@ -75,12 +136,17 @@ export function redactUrl(text: string): string {
   return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^/@\s]*)?@/gi, '$1***@');
 }
 
+/** Failures that were timeouts: another attempt would only wait as long again. */
+const timedOut = new WeakSet<GitCommandError>();
+
 /** The one way refbridge runs git: argument arrays, no shell, no prompts, masked errors. */
 export class GitRunner {
   private readonly masker: SecretMasker;
   private readonly logger: Logger;
   private readonly gitPath: string;
   private readonly baseEnv: Readonly<Record<string, string>>;
+  private readonly networkRetry: GitNetworkRetry;
+  private readonly sleep: (ms: number) => Promise<void>;
   private versionChecked: Promise<void> | undefined;
 
   constructor(options: {
@@ -88,11 +154,18 @@ export class GitRunner {
     logger?: Logger;
     gitPath?: string;
     env?: Readonly<Record<string, string>>;
+    /** Retries of transient network failures (commands run with `retryTransient`). */
+    networkRetry?: Partial<GitNetworkRetry>;
+    /** Replaceable for tests; defaults to a timer. */
+    sleep?: (ms: number) => Promise<void>;
   }) {
     this.masker = options.masker;
     this.logger = options.logger ?? silentLogger;
     this.gitPath = options.gitPath ?? 'git';
     this.baseEnv = options.env ?? {};
+    const given = Object.fromEntries(Object.entries(options.networkRetry ?? {}).filter(([, v]) => v !== undefined));
+    this.networkRetry = { ...defaultGitNetworkRetry, ...given };
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
 
   /** Fails with a clear message when git is missing or older than MIN_GIT_VERSION. */
@@ -123,6 +196,35 @@ export class GitRunner {
     await this.ensureVersion();
     for (const c of options.credentials ?? []) this.masker.add(c.token);
     const shown = args.map((a) => this.masker.mask(redactUrl(a)));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.runOnce(args, shown, options);
+      } catch (error) {
+        const { retries, baseDelayMs, maxDelayMs } = this.networkRetry;
+        if (
+          !options.retryTransient ||
+          attempt >= retries ||
+          !(error instanceof GitCommandError) ||
+          timedOut.has(error) ||
+          !isTransientGitFailure(error.stderr)
+        )
+          throw error;
+        const wait = Math.min(baseDelayMs * 2 ** attempt, maxDelayMs);
+        const lines = error.stderr
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean);
+        const why = lines.find((l) => TRANSIENT_LINE.test(l)) ?? lines.at(-1) ?? `exit code ${error.gitExitCode}`;
+        const url = shown.find((a) => /^[a-z][a-z0-9+.-]*:\/\//i.test(a));
+        this.logger.warn(
+          `git ${shown[0] ?? ''}${url ? ` ${url}` : ''} failed (${why}); retry ${attempt + 1} of ${retries} in ${wait} ms`,
+        );
+        await this.sleep(wait);
+      }
+    }
+  }
+
+  private async runOnce(args: readonly string[], shown: readonly string[], options: GitRunOptions): Promise<GitResult> {
     this.logger.debug(`git ${shown.join(' ')}`);
     const env: Record<string, string> = {
       ...this.baseEnv,
@@ -145,12 +247,26 @@ export class GitRunner {
     const stdout = typeof result.stdout === 'string' ? result.stdout : '';
     const stderr = typeof result.stderr === 'string' ? result.stderr : '';
     const exitCode = result.exitCode;
-    const ok = exitCode === 0 || (exitCode !== undefined && (options.okExitCodes ?? []).includes(exitCode));
+    // A push whose connection broke exits 1 (an "answer" for callers reading porcelain) without a
+    // single ref line: for a retried command that is the transport failing, not an answer.
+    const brokenTransfer =
+      options.retryTransient === true &&
+      exitCode !== 0 &&
+      !/^[ +\-*!=]\t/m.test(stdout) &&
+      isTransientGitFailure(stderr);
+    const ok =
+      !brokenTransfer && (exitCode === 0 || (exitCode !== undefined && (options.okExitCodes ?? []).includes(exitCode)));
     if (!ok) {
-      const reason = result.timedOut
+      let reason = result.timedOut
         ? `timed out after ${options.timeoutMs} ms\n${stderr}`
         : stderr || (result.originalMessage ?? '');
-      throw new GitCommandError(shown, exitCode, this.masker.mask(redactUrl(reason)), options.hint);
+      // How git says "HTTP 401" when prompts are off: spell out what it means.
+      if (/could not read Username|Authentication failed/i.test(reason))
+        reason +=
+          '\nthe server refused the credentials (HTTP 401): the token is missing, expired or revoked, or not meant for this host';
+      const error = new GitCommandError(shown, exitCode, this.masker.mask(redactUrl(reason)), options.hint);
+      if (result.timedOut) timedOut.add(error);
+      throw error;
     }
     return { stdout, stderr: this.masker.mask(stderr), exitCode: exitCode ?? 0 };
   }

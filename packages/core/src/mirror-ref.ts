@@ -673,6 +673,7 @@ class RefMirror {
       {
         ...(source.credentials ? { credentials: source.credentials } : {}),
         hint: 'check that the source URL and token can read the repository and that the pushed commit still exists there',
+        retryTransient: true,
       },
     );
     this.shallowCache = undefined;
@@ -701,6 +702,7 @@ class RefMirror {
         {
           ...(target.credentials ? { credentials: target.credentials } : {}),
           hint: 'check that the target URL and token can read the repository',
+          retryTransient: true,
         },
       );
       this.shallowCache = undefined;
@@ -802,6 +804,7 @@ class RefMirror {
       okExitCodes: [1],
       ...(target.credentials ? { credentials: target.credentials } : {}),
       hint: 'check that the target URL and token can write to the repository',
+      retryTransient: true, // leased on the expected tip; a push that landed already reads "up to date"
     });
     const report = parsePushPorcelain(stdout, stderr);
     const status = report.refs.find((r) => r.to === this.ref);

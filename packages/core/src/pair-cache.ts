@@ -77,7 +77,12 @@ export class PairCache {
 
   private run(
     args: string[],
-    options: { input?: string; credentials?: readonly GitCredential[]; okExitCodes?: number[] } = {},
+    options: {
+      input?: string;
+      credentials?: readonly GitCredential[];
+      okExitCodes?: number[];
+      retryTransient?: boolean;
+    } = {},
   ) {
     return this.git.run(args, { cwd: this.dir, env: { GIT_DIR: this.dir }, ...options });
   }
@@ -111,7 +116,12 @@ export class PairCache {
     return refs;
   }
 
-  /** The subset of `shas` whose objects are not in the cache. */
+  /**
+   * The subset of `shas` whose history is not complete in the cache. An object being present is
+   * not enough: a fetch killed halfway leaves loose objects behind (a commit without its tree),
+   * so a tip that no ref reaches yet counts as present only if every object below it is there,
+   * the check git's own fetch makes before skipping a transfer.
+   */
   async missing(shas: Iterable<string>): Promise<Set<string>> {
     const list = [...new Set(shas)];
     if (list.length === 0) return new Set();
@@ -123,7 +133,21 @@ export class PairCache {
       const m = /^([0-9a-f]{40,64}) missing$/.exec(line.trim());
       if (m?.[1]) missing.add(m[1]);
     }
+    const present = list.filter((sha) => !missing.has(sha));
+    if (present.length > 0 && !(await this.connected(present))) {
+      // Rare (only after a crash): find the incomplete ones one by one.
+      for (const sha of present) if (!(await this.connected([sha]))) missing.add(sha);
+    }
     return missing;
+  }
+
+  /** Whether every object reachable from `shas` is in the cache (walking only what no ref reaches). */
+  private async connected(shas: readonly string[]): Promise<boolean> {
+    const r = await this.run(['rev-list', '--objects', '--quiet', '--stdin', '--not', '--all'], {
+      input: shas.join('\n') + '\n',
+      okExitCodes: [1, 128],
+    });
+    return r.exitCode === 0;
   }
 
   /**
@@ -148,6 +172,7 @@ export class PairCache {
     await this.run(['fetch', '--quiet', '--no-tags', '--no-write-fetch-head', '--no-auto-gc', '--stdin', '--', url], {
       input: specs.join('\n') + '\n',
       credentials,
+      retryTransient: true,
     });
   }
 

@@ -104,6 +104,7 @@ export async function listRemoteRefEntries(
     ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
     hint: 'check the repository URL and that the token can read the repository',
+    retryTransient: true,
   });
   const regexps = patterns.map(patternRegExp);
   return parseLsRemote(stdout).filter((e) => regexps.some((r) => r.test(e.ref)));

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { RefbridgeError } from './errors.js';
+import { LockedError, RefbridgeError } from './errors.js';
 import type { Forge, ProtectionRule } from './forge.js';
 import type { GitCredential, GitRunner } from './git-runner.js';
 import { parsePushPorcelain, type PushRefStatus } from './git-parsers.js';
 import type { Logger } from './logger.js';
+import { clearStaleGitLocks } from './git-locks.js';
 import { acquireLock } from './pair-lock.js';
 import { BACKUP_NS, BASE_NS, OUT_NS, PairCache, pairCacheKey, sideNs, toNamespace } from './pair-cache.js';
 import { listRemoteRefs } from './remote-refs.js';
@@ -116,22 +117,44 @@ export async function syncPair(options: SyncPairOptions): Promise<PairSyncResult
       label: `pair ${options.name}`,
     });
   } catch (error) {
-    return { ...base, status: 'locked', error: error instanceof RefbridgeError ? error.describe() : String(error) };
+    // Held by another run: skipped, not failed. Anything else (a cache path that is a file, a
+    // read-only or full disk) is a failure that must show, never a quiet skip.
+    if (error instanceof LockedError) return { ...base, status: 'locked', error: error.describe() };
+    return {
+      ...base,
+      status: 'failed',
+      error: `cannot use the cache directory ${options.cacheDir}: ${messageOf(error)}\n  hint: point --cache at a writable directory (it holds one bare repo and one lock file per pair)`,
+    };
   }
   try {
     return await syncLocked(options, new PairCache(options.git, repoDir), base);
   } catch (error) {
     const message =
       error instanceof RefbridgeError ? error.describe() : error instanceof Error ? error.message : String(error);
-    return { ...base, status: 'failed', error: message };
+    return { ...base, status: 'failed', error: withDiskHint(message, repoDir) };
   } finally {
     await lock.release();
   }
 }
 
+/** The message of any thrown value (file system errors may come from another realm, so no instanceof). */
+function messageOf(error: unknown): string {
+  const message = (error as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' ? message : String(error);
+}
+
+/** A git failure that is about the local disk names the cache repository it happened in. */
+function withDiskHint(message: string, repoDir: string): string {
+  if (!/No space left on device|Read-only file system|Permission denied|Disk quota exceeded/i.test(message))
+    return message;
+  return `${message}\n  hint: the pair's cache is ${repoDir}: free some space there or point --cache at a writable directory with room`;
+}
+
 async function syncLocked(options: SyncPairOptions, cache: PairCache, result: PairSyncResult): Promise<PairSyncResult> {
   const { logger, policy } = options;
   await cache.ensure();
+  // A run killed mid-write leaves git's lock files; with the pair lock held they are stale.
+  await clearStaleGitLocks(cache.dir, logger, options.name);
   const sides: Record<Side, SyncSide> = { github: options.github, gitlab: options.gitlab };
 
   const [githubRefs, gitlabRefs, cached] = await Promise.all([
@@ -401,8 +424,10 @@ async function push(
   const plain = writes.filter((w): w is UpdateAction => w.kind === 'update' && w.mode !== 'rewrite');
   const leased = writes.filter((w) => !(w.kind === 'update' && w.mode !== 'rewrite'));
   const staged = plain.map((w) => ({ ref: toNamespace(stage, w.ref), sha: w.sha }));
-  // Clear leftovers of an interrupted run first: the wildcard pushes whatever is staged.
-  const stale = [...(await cache.refsUnder(stage)).keys()].map((ref) => ({ ref }));
+  // Clear leftovers of an interrupted run first: the wildcard pushes whatever is staged. A
+  // leftover this push stages again is simply overwritten (one transaction may not name a ref twice).
+  const restaged = new Set(staged.map((s) => s.ref));
+  const stale = [...(await cache.refsUnder(stage)).keys()].filter((ref) => !restaged.has(ref)).map((ref) => ({ ref }));
   await cache.updateRefs([...stale, ...staged]);
   try {
     const args = ['push', '--porcelain', '--no-verify', '--no-follow-tags'];
@@ -417,6 +442,9 @@ async function push(
       credentials: side.credentials,
       okExitCodes: [1],
       hint: `check that the ${target} token can push to ${side.url}`,
+      // Safe to repeat: creates and fast-forwards are refused unless they still fast-forward, the
+      // rest carry leases, and an update that landed the first time reports "up to date".
+      retryTransient: true,
     });
     const report = parsePushPorcelain(r.stdout, r.stderr);
     const message = report.remoteMessages.join(' ').trim();
