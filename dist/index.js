@@ -32440,7 +32440,8 @@ var GitCommandError = class extends RefbridgeError {
   gitExitCode;
   stderr;
   constructor(args, gitExitCode, stderr, hint) {
-    const firstLines = stderr.trim().split("\n").slice(-6).join("\n    ");
+    const lines = stderr.trim().split("\n");
+    const firstLines = (lines.length <= 6 ? lines : [lines[0], "\u2026", ...lines.slice(-5)]).join("\n    ");
     super(
       `git ${args.join(" ")} failed${gitExitCode === void 0 ? "" : ` with exit code ${gitExitCode}`}${firstLines ? `:
     ${firstLines}` : ""}`,
@@ -35299,7 +35300,7 @@ var createMessages = ({
   signalDescription,
   exitCode,
   escapedCommand,
-  timedOut,
+  timedOut: timedOut2,
   isCanceled,
   isGracefullyCanceled,
   isMaxBuffer,
@@ -35313,7 +35314,7 @@ var createMessages = ({
   const errorCode = originalError?.code;
   const prefix = getErrorPrefix({
     originalError,
-    timedOut,
+    timedOut: timedOut2,
     timeout,
     isMaxBuffer,
     maxBuffer,
@@ -35342,7 +35343,7 @@ ${originalMessage}`;
 };
 var getErrorPrefix = ({
   originalError,
-  timedOut,
+  timedOut: timedOut2,
   timeout,
   isMaxBuffer,
   maxBuffer,
@@ -35357,7 +35358,7 @@ var getErrorPrefix = ({
   killSignal
 }) => {
   const forcefulSuffix = getForcefulSuffix(isForcefullyTerminated, forceKillAfterDelay);
-  if (timedOut) {
+  if (timedOut2) {
     return `Command timed out after ${timeout} milliseconds${forcefulSuffix}`;
   }
   if (isGracefullyCanceled) {
@@ -35464,7 +35465,7 @@ var makeError = ({
   command,
   escapedCommand,
   startTime,
-  timedOut,
+  timedOut: timedOut2,
   isCanceled,
   isGracefullyCanceled,
   isMaxBuffer,
@@ -35494,7 +35495,7 @@ var makeError = ({
     signalDescription,
     exitCode,
     escapedCommand,
-    timedOut,
+    timedOut: timedOut2,
     isCanceled,
     isGracefullyCanceled,
     isMaxBuffer,
@@ -35511,7 +35512,7 @@ var makeError = ({
     command,
     escapedCommand,
     startTime,
-    timedOut,
+    timedOut: timedOut2,
     isCanceled,
     isGracefullyCanceled,
     isMaxBuffer,
@@ -35533,7 +35534,7 @@ var getErrorProperties = ({
   command,
   escapedCommand,
   startTime,
-  timedOut,
+  timedOut: timedOut2,
   isCanceled,
   isGracefullyCanceled,
   isMaxBuffer,
@@ -35555,7 +35556,7 @@ var getErrorProperties = ({
   cwd,
   durationMs: getDurationMs(startTime),
   failed: true,
-  timedOut,
+  timedOut: timedOut2,
   isCanceled,
   isGracefullyCanceled,
   isTerminated: signal !== void 0,
@@ -36995,13 +36996,13 @@ var isFailedExit = (exitCode, signal) => exitCode !== 0 || signal !== null;
 // node_modules/execa/lib/resolve/exit-sync.js
 var getExitResultSync = ({ error: error2, status: exitCode, signal, output }, { maxBuffer }) => {
   const resultError = getResultError(error2, exitCode, signal);
-  const timedOut = resultError?.code === "ETIMEDOUT";
+  const timedOut2 = resultError?.code === "ETIMEDOUT";
   const isMaxBuffer = isMaxBufferSync(resultError, output, maxBuffer);
   return {
     resultError,
     exitCode,
     signal,
-    timedOut,
+    timedOut: timedOut2,
     isMaxBuffer
   };
 };
@@ -37075,7 +37076,7 @@ var spawnSubprocessSync = ({ file, commandArguments, options, command, escapedCo
   if (syncResult.failed) {
     return syncResult;
   }
-  const { resultError, exitCode, signal, timedOut, isMaxBuffer } = getExitResultSync(syncResult, options);
+  const { resultError, exitCode, signal, timedOut: timedOut2, isMaxBuffer } = getExitResultSync(syncResult, options);
   const { output, error: error2 = resultError } = transformOutputSync({
     fileDescriptors,
     syncResult,
@@ -37089,7 +37090,7 @@ var spawnSubprocessSync = ({ file, commandArguments, options, command, escapedCo
     error: error2,
     exitCode,
     signal,
-    timedOut,
+    timedOut: timedOut2,
     isMaxBuffer,
     stdio,
     all,
@@ -37117,7 +37118,7 @@ var runSubprocessSync = ({ file, commandArguments, options, command, escapedComm
   }
 };
 var normalizeSpawnSyncOptions = ({ encoding, maxBuffer, ...options }) => ({ ...options, encoding: "buffer", maxBuffer: getMaxBufferSync(maxBuffer) });
-var getSyncResult = ({ error: error2, exitCode, signal, timedOut, isMaxBuffer, stdio, all, options, command, escapedCommand, startTime }) => error2 === void 0 ? makeSuccessResult({
+var getSyncResult = ({ error: error2, exitCode, signal, timedOut: timedOut2, isMaxBuffer, stdio, all, options, command, escapedCommand, startTime }) => error2 === void 0 ? makeSuccessResult({
   command,
   escapedCommand,
   stdio,
@@ -37129,7 +37130,7 @@ var getSyncResult = ({ error: error2, exitCode, signal, timedOut, isMaxBuffer, s
   error: error2,
   command,
   escapedCommand,
-  timedOut,
+  timedOut: timedOut2,
   isCanceled: false,
   isGracefullyCanceled: false,
   isMaxBuffer,
@@ -39324,6 +39325,36 @@ var {
 } = getIpcExport();
 
 // packages/core/src/git-runner.ts
+var defaultGitNetworkRetry = { retries: 3, baseDelayMs: 1e3, maxDelayMs: 3e4 };
+var PERMANENT_FAILURE = /Authentication failed|could not read (?:Username|Password)|Repository not found|not found|does not appear to be a git repository|denied|declined|not allowed|Invalid username or password/i;
+var TRANSIENT_FAILURE = [
+  /Empty reply from server/i,
+  /Connection reset/i,
+  /Connection refused/i,
+  /Connection timed out|Operation timed out/i,
+  /Failed to connect to/i,
+  /Recv failure|Send failure/i,
+  /transfer closed with/i,
+  /RPC failed/i,
+  /unexpected disconnect while reading sideband packet/i,
+  /the remote end hung up unexpectedly/i,
+  /early EOF/i,
+  /HTTP\/2 stream \d+ was not closed cleanly/i,
+  /SSL_read|SSL_write|gnutls_handshake|TLS connection was non-properly terminated/i
+];
+var TRANSIENT_LINE = new RegExp(
+  ["returned error: \\d{3}", "RPC failed", ...TRANSIENT_FAILURE.map((re) => re.source)].join("|"),
+  "i"
+);
+function isTransientGitFailure(stderr) {
+  const status = /returned error: (\d{3})|RPC failed; HTTP (\d{3})/.exec(stderr);
+  if (status) {
+    const code = Number(status[1] ?? status[2]);
+    return code === 408 || code === 429 || code >= 500;
+  }
+  if (PERMANENT_FAILURE.test(stderr)) return false;
+  return TRANSIENT_FAILURE.some((re) => re.test(stderr));
+}
 var MIN_GIT_VERSION = [2, 31, 0];
 function parseGitVersion(output) {
   const m = /git version (\d+)\.(\d+)(?:\.(\d+))?/.exec(output);
@@ -39352,17 +39383,23 @@ function credentialEnv(credentials) {
 function redactUrl(text) {
   return text.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^/@\s]*)?@/gi, "$1***@");
 }
+var timedOut = /* @__PURE__ */ new WeakSet();
 var GitRunner = class {
   masker;
   logger;
   gitPath;
   baseEnv;
+  networkRetry;
+  sleep;
   versionChecked;
   constructor(options) {
     this.masker = options.masker;
     this.logger = options.logger ?? silentLogger;
     this.gitPath = options.gitPath ?? "git";
     this.baseEnv = options.env ?? {};
+    const given = Object.fromEntries(Object.entries(options.networkRetry ?? {}).filter(([, v]) => v !== void 0));
+    this.networkRetry = { ...defaultGitNetworkRetry, ...given };
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
   }
   /** Fails with a clear message when git is missing or older than MIN_GIT_VERSION. */
   async ensureVersion() {
@@ -39391,6 +39428,25 @@ var GitRunner = class {
     await this.ensureVersion();
     for (const c3 of options.credentials ?? []) this.masker.add(c3.token);
     const shown = args.map((a2) => this.masker.mask(redactUrl(a2)));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.runOnce(args, shown, options);
+      } catch (error2) {
+        const { retries, baseDelayMs, maxDelayMs } = this.networkRetry;
+        if (!options.retryTransient || attempt >= retries || !(error2 instanceof GitCommandError) || timedOut.has(error2) || !isTransientGitFailure(error2.stderr))
+          throw error2;
+        const wait = Math.min(baseDelayMs * 2 ** attempt, maxDelayMs);
+        const lines = error2.stderr.split("\n").map((l) => l.trim()).filter(Boolean);
+        const why = lines.find((l) => TRANSIENT_LINE.test(l)) ?? lines.at(-1) ?? `exit code ${error2.gitExitCode}`;
+        const url = shown.find((a2) => /^[a-z][a-z0-9+.-]*:\/\//i.test(a2));
+        this.logger.warn(
+          `git ${shown[0] ?? ""}${url ? ` ${url}` : ""} failed (${why}); retry ${attempt + 1} of ${retries} in ${wait} ms`
+        );
+        await this.sleep(wait);
+      }
+    }
+  }
+  async runOnce(args, shown, options) {
     this.logger.debug(`git ${shown.join(" ")}`);
     const env = {
       ...this.baseEnv,
@@ -39413,11 +39469,16 @@ var GitRunner = class {
     const stdout = typeof result.stdout === "string" ? result.stdout : "";
     const stderr = typeof result.stderr === "string" ? result.stderr : "";
     const exitCode = result.exitCode;
-    const ok = exitCode === 0 || exitCode !== void 0 && (options.okExitCodes ?? []).includes(exitCode);
+    const brokenTransfer = options.retryTransient === true && exitCode !== 0 && !/^[ +\-*!=]\t/m.test(stdout) && isTransientGitFailure(stderr);
+    const ok = !brokenTransfer && (exitCode === 0 || exitCode !== void 0 && (options.okExitCodes ?? []).includes(exitCode));
     if (!ok) {
-      const reason = result.timedOut ? `timed out after ${options.timeoutMs} ms
+      let reason = result.timedOut ? `timed out after ${options.timeoutMs} ms
 ${stderr}` : stderr || (result.originalMessage ?? "");
-      throw new GitCommandError(shown, exitCode, this.masker.mask(redactUrl(reason)), options.hint);
+      if (/could not read Username|Authentication failed/i.test(reason))
+        reason += "\nthe server refused the credentials (HTTP 401): the token is missing, expired or revoked, or not meant for this host";
+      const error2 = new GitCommandError(shown, exitCode, this.masker.mask(redactUrl(reason)), options.hint);
+      if (result.timedOut) timedOut.add(error2);
+      throw error2;
     }
     return { stdout, stderr: this.masker.mask(stderr), exitCode: exitCode ?? 0 };
   }
@@ -39600,7 +39661,8 @@ async function listRemoteRefEntries(git, url, options = {}) {
     ...options.cwd === void 0 ? {} : { cwd: options.cwd },
     ...options.credentials === void 0 ? {} : { credentials: options.credentials },
     ...options.timeoutMs === void 0 ? {} : { timeoutMs: options.timeoutMs },
-    hint: "check the repository URL and that the token can read the repository"
+    hint: "check the repository URL and that the token can read the repository",
+    retryTransient: true
   });
   const regexps = patterns.map(patternRegExp);
   return parseLsRemote(stdout).filter((e) => regexps.some((r) => r.test(e.ref)));
@@ -40466,7 +40528,8 @@ var RefMirror = class {
       ],
       {
         ...source.credentials ? { credentials: source.credentials } : {},
-        hint: "check that the source URL and token can read the repository and that the pushed commit still exists there"
+        hint: "check that the source URL and token can read the repository and that the pushed commit still exists there",
+        retryTransient: true
       }
     );
     this.shallowCache = void 0;
@@ -40493,7 +40556,8 @@ var RefMirror = class {
         ],
         {
           ...target.credentials ? { credentials: target.credentials } : {},
-          hint: "check that the target URL and token can read the repository"
+          hint: "check that the target URL and token can read the repository",
+          retryTransient: true
         }
       );
       this.shallowCache = void 0;
@@ -40587,7 +40651,9 @@ var RefMirror = class {
     const { stdout, stderr, exitCode } = await this.git(args, {
       okExitCodes: [1],
       ...target.credentials ? { credentials: target.credentials } : {},
-      hint: "check that the target URL and token can write to the repository"
+      hint: "check that the target URL and token can write to the repository",
+      retryTransient: true
+      // leased on the expected tip; a push that landed already reads "up to date"
     });
     const report = parsePushPorcelain(stdout, stderr);
     const status = report.refs.find((r) => r.to === this.ref);

@@ -97,9 +97,17 @@ function credential(io: CliIo, url: string, envName: string, username: string): 
   return token && /^https?:/.test(url) ? [{ url: originOf(url), username, token }] : [];
 }
 
+/**
+ * GitLab's runner sets GITLAB_CI=true. gitlab-ci-local, which people use to try pipelines on their
+ * machine, sets it to "false" but provides the same CI_* variables, so those count as GitLab CI too.
+ */
+function inGitlabCi(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env['GITLAB_CI'] === 'true' || Boolean(env['CI_SERVER_URL'] && env['CI_PROJECT_PATH'] && env['CI_COMMIT_SHA']);
+}
+
 async function detect(io: CliIo, flags: MirrorFlags): Promise<CiContext> {
   const env = io.env;
-  if (env['GITLAB_CI'] === 'true' && !flags.sourceUrl) {
+  if (inGitlabCi(env) && !flags.sourceUrl) {
     const server = trimUrl(env['CI_SERVER_URL'] ?? '');
     const githubUrl = trimUrl(env['GITHUB_URL'] || 'https://github.com');
     const repo = env['GITHUB_REPO'] ?? '';
@@ -185,11 +193,23 @@ async function runMirror(io: CliIo, flags: MirrorFlags): Promise<number> {
   }
   for (const name of [flags.sourceTokenEnv, flags.targetTokenEnv]) if (name) shell.masker.add(io.env[name]);
   const ctx = await detect(io, flags);
+  for (const [what, url] of [
+    ['source', ctx.sourceUrl],
+    ['target', ctx.targetUrl],
+  ] as const) {
+    // git would get the token in its argv (visible to every user of the machine) and in messages.
+    if (/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*@/i.test(url)) {
+      throw new UsageError(
+        `the ${what} URL contains a user name or token`,
+        `remove it from the URL and name the environment variable that holds the token with --${what}-token-env; refbridge hands tokens to git through the environment only`,
+      );
+    }
+  }
   if (!ctx.ref)
     throw new UsageError('could not tell which ref to mirror', 'pass --ref refs/heads/<branch> or refs/tags/<tag>');
   const botUser = flags.botUser ?? io.env['MIRROR_BOT_USER'];
   const print = (result: MirrorResult | { result: 'skipped'; ref: string; message: string }): void => {
-    if (shell.json) io.stdout(JSON.stringify({ ci: ctx.ci, ...result }) + '\n');
+    if (shell.json) io.stdout(shell.masker.mask(JSON.stringify({ ci: ctx.ci, ...result })) + '\n');
     else io.stdout(shell.masker.mask(`${result.ref}: ${result.result}: ${result.message}\n`));
   };
   if (botUser && ctx.actor && ctx.actor.toLowerCase() === botUser.toLowerCase()) {
