@@ -16,6 +16,7 @@ export default {
   },
   testMatch: ['<rootDir>/packages/*/test/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  modulePathIgnorePatterns: ['<rootDir>/bench/.cache/'],
   // The machine has 2 cores; e2e tests start servers and git processes of their own.
   maxWorkers: 2,
   testTimeout: 60_000,
