@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { RunTiming, inProcessRun, killedRun, newCrashFigures } from '../support/reliability-crash.js';
 import { ArgvSampler, LeakCheck } from '../support/reliability-leaks.js';
 import {
@@ -22,7 +23,8 @@ import {
 } from '../support/reliability-world.js';
 
 /**
- * `refbridge backup` (local mirrors, pushed on to GitLab) killed with SIGKILL at random moments.
+ * `refbridge backup` (local mirrors with a checkout, pushed on to GitLab) killed with SIGKILL at
+ * random moments.
  * Before each kill the test plays GitHub users (commits, new branches, force pushes, deletions,
  * new and moved tags); after each kill a normal run must converge, and then:
  *  - every commit that was on GitHub when the killed run started is still reachable, upstream or
@@ -30,6 +32,7 @@ import {
  *  - each mirror holds exactly GitHub's refs, and GitLab at least every branch and tag at GitHub's
  *    tip (a deletion is repeated on GitLab only when refbridge knows it put that tip there, so a
  *    crash that lost that record leaves the branch: never deletes what it cannot vouch for);
+ *  - each checkout is at the default branch's tip and clean;
  *  - `git fsck` passes on every mirror; no lock, pending ref or unreadable state file is left.
  * How kill moments are chosen: reliability-crash.ts. Replay with REFBRIDGE_CRASH_SEED, soak longer
  * with REFBRIDGE_CRASH_ITERATIONS.
@@ -84,6 +87,7 @@ const backupArgs = [
   'storage',
   '--gitlab-namespace',
   'mirrors',
+  '--checkout',
   '--concurrency',
   '2',
   '--window',
@@ -222,6 +226,17 @@ describe('refbridge backup under SIGKILL', () => {
         }
         const gitLocks = await gitLockFiles(mirror);
         if (gitLocks.length > 0) throw new Error(`${context}: git lock files left: ${gitLocks.join(', ')}`);
+        // The checkout beside the mirror: at the default branch's tip, clean, no lock left.
+        const worktree = mirror.slice(0, -'.git'.length);
+        const head = await gitIn(join(worktree, '.git'), ['rev-parse', 'HEAD']);
+        const status = await execa('git', ['status', '--porcelain'], { cwd: worktree });
+        if (head !== upstream['refs/heads/main'] || status.stdout !== '')
+          throw new Error(
+            `${context}: checkout of ${name} at ${head}, status ${JSON.stringify(status.stdout)}\n${recent.join('\n---\n')}`,
+          );
+        const worktreeLocks = await gitLockFiles(join(worktree, '.git'));
+        if (worktreeLocks.length > 0)
+          throw new Error(`${context}: lock files left in the checkout: ${worktreeLocks.join(', ')}`);
         const kept = await keptCommits(name);
         const lost = [...mustKeep.get(name)!].filter((c) => !kept.has(c));
         figures.commitsChecked += mustKeep.get(name)!.size;

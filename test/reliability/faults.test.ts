@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execa } from 'execa';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArgvSampler, LeakCheck } from '../support/reliability-leaks.js';
 import {
@@ -281,7 +283,6 @@ describe('bootstrap under faults', () => {
 
   beforeAll(async () => {
     configPath = join(world.root, 'bootstrap.yaml');
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(
       configPath,
       JSON.stringify({
@@ -316,7 +317,6 @@ describe('bootstrap under faults', () => {
 
   it('a pair whose API calls keep failing fails alone with a clear message (exit 1)', async () => {
     const extra = join(world.root, 'bootstrap-extra.yaml');
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(
       extra,
       JSON.stringify({
@@ -350,7 +350,6 @@ describe('mirror under faults', () => {
   beforeAll(async () => {
     // The CI checkout: a shallow clone, made from the forge's directory (no faults on the way).
     workdir = join(world.root, 'checkout');
-    const { execa } = await import('execa');
     await execa('git', ['clone', '-q', '--depth', '1', `file://${world.githubDir('mirror-src')}`, workdir]);
   });
 

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { realpath } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { runCli } from '../support/cli.js';
@@ -164,10 +165,8 @@ async function userPush(dir: string, ref: string): Promise<string> {
 describe('two refbridge sync processes at once, users pushing meanwhile', () => {
   it('the monitor reports a fight when two processes do work in one pair (control)', async () => {
     const pairs = join(world.root, 'control', 'pairs');
-    const { mkdir } = await import('node:fs/promises');
     await mkdir(join(pairs, 'x.git'), { recursive: true });
     const monitor = new PairMonitor(await realpath(pairs));
-    const { spawn } = await import('node:child_process');
     const start = () => spawn('sleep', ['0.4'], { cwd: join(pairs, 'x.git') });
     const [a, b] = [start(), start()];
     monitor.watch(a.pid!, b.pid!);

@@ -1,15 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { clearStaleGitLocks } from '../../packages/core/src/git-locks.js';
+import { clearStaleGitLocks } from '../../packages/core/src/crash-recovery.js';
 import { GitCommandError } from '../../packages/core/src/errors.js';
 import { GitRunner, isTransientGitFailure } from '../../packages/core/src/git-runner.js';
 import { silentLogger, type Logger } from '../../packages/core/src/logger.js';
 import { PairCache } from '../../packages/core/src/pair-cache.js';
 import { SecretMasker } from '../../packages/core/src/secret-masker.js';
 import { runCli } from '../support/cli.js';
-import { CANARY, branchesAndTags, gitIn, startWorld, writeCommit, type World } from '../support/reliability-world.js';
+import {
+  CANARY,
+  branchesAndTags,
+  gitIn,
+  markPushed,
+  startWorld,
+  writeCommit,
+  type World,
+} from '../support/reliability-world.js';
 
 /**
  * The fixes the fault and crash tests led to, each pinned by a deterministic test (the random
@@ -110,7 +119,6 @@ describe('transient git failures', () => {
 
   it('retries a push whose connection broke (git exits 1 with no ref status), and the push lands once', async () => {
     const gitDir = join(world.root, 'push-src.git');
-    const { execa } = await import('execa');
     await execa('git', ['init', '-q', '--bare', gitDir]);
     const tip = await writeCommit(gitDir, 'refs/heads/pushed');
     const url = `${world.forge.urls.gitlab.web}/acme/one.git`;
@@ -148,7 +156,6 @@ describe('what a killed run leaves behind', () => {
 
   it('clears git lock files nobody holds, keeps them while a process works in the repository', async () => {
     const dir = join(world.root, 'locked.git');
-    const { execa } = await import('execa');
     await execa('git', ['init', '-q', '--bare', dir]);
     await writeCommit(dir, 'refs/heads/main');
     await writeFile(join(dir, 'packed-refs.lock'), '');
@@ -203,6 +210,89 @@ describe('what a killed run leaves behind', () => {
     // The leftover that this run did not stage again was cleared, not pushed.
     expect((await branchesAndTags(world.gitlabDir('two')))['refs/heads/gone']).toBeUndefined();
     expect(await gitIn(cacheRepo, ['for-each-ref', 'refs/refbridge/out/'])).toBe('');
+  });
+
+  it('a cache or mirror being created when the run died is started afresh, not refused', async () => {
+    const cacheDir = join(world.root, 'cache-interrupted');
+    const first = await runCli(
+      ['sync', '--config', world.configPath, '--cache', cacheDir, '--pair', 'one'],
+      world.env,
+      world.root,
+    );
+    expect(first.code).toBe(0);
+    const pairs = join(cacheDir, 'pairs');
+    const name = (await readdir(pairs)).find((d) => d.endsWith('.git'))!;
+    // As a kill during `git init --bare` leaves it: the real directory absent, a half-made temporary beside it.
+    await rm(join(pairs, name), { recursive: true });
+    await mkdir(join(pairs, `${name}~refbridge-tmp-999-abcdef`, 'refs'), { recursive: true });
+    const again = await runCli(
+      ['sync', '--config', world.configPath, '--cache', cacheDir, '--pair', 'one'],
+      world.env,
+      world.root,
+    );
+    expect(again.code).toBe(0);
+    expect((await readdir(pairs)).filter((d) => d.includes('~refbridge-tmp-'))).toEqual([]);
+    expect(await gitIn(join(pairs, name), ['rev-parse', '--is-bare-repository'])).toBe('true');
+  });
+
+  it('a checkout whose creation or update was interrupted is completed on the next run', async () => {
+    const storage = join(world.root, 'storage-checkout');
+    const backup = [
+      'backup',
+      '--owner',
+      'acme',
+      '--include',
+      'acme/one',
+      '--backup-only',
+      '--checkout',
+      '--storage',
+      storage,
+      '--window',
+      '0',
+      '--progress',
+      'off',
+    ];
+    expect((await runCli(backup, world.env, world.root)).code).toBe(0);
+    const mirror = (await readdir(join(storage), { recursive: true })).find((p) => p.endsWith('acme/one.git'))!;
+    const worktree = join(storage, mirror.slice(0, -'.git'.length));
+    // A checkout killed mid-way leaves index.lock; the next push must still reach the tree.
+    await writeFile(join(worktree, '.git', 'index.lock'), '');
+    const tip = await writeCommit(world.githubDir('one'), 'refs/heads/main');
+    markPushed(world, 'acme', 'one');
+    const r = await runCli(backup, world.env, world.root);
+    expect(r.code).toBe(0);
+    expect(await gitIn(join(worktree, '.git'), ['rev-parse', 'HEAD'])).toBe(tip);
+    expect(r.stderr).toMatch(/removed 1 git lock file\(s\) left by an interrupted run: index\.lock/);
+    // A run killed in the middle of `git checkout` of a new tip, after the files and the index were
+    // written, before HEAD moved: the tree holds the new tip's content, which must not pass for
+    // local changes (the state file still has the old tip: it is saved at the end of a run).
+    const next = await writeCommit(world.githubDir('one'), 'refs/heads/main');
+    markPushed(world, 'acme', 'one');
+    await execa('git', ['fetch', '-q', world.githubDir('one'), '+refs/heads/main:refs/remotes/origin/main'], {
+      cwd: worktree,
+    });
+    await execa('git', ['read-tree', '-u', '--reset', next], { cwd: worktree }); // files + index, not HEAD
+    expect((await execa('git', ['status', '--porcelain'], { cwd: worktree })).stdout).not.toBe('');
+    const finished = await runCli([...backup, '--json'], world.env, world.root);
+    expect(finished.code).toBe(0);
+    expect(finished.stdout).toMatch(/"checkout":\{"status":"updated"/);
+    expect(await gitIn(join(worktree, '.git'), ['rev-parse', 'HEAD'])).toBe(next);
+    expect((await execa('git', ['status', '--porcelain'], { cwd: worktree })).stdout).toBe('');
+    // Real local changes are still kept.
+    await writeFile(join(worktree, 'mine.txt'), 'local work\n');
+    await writeCommit(world.githubDir('one'), 'refs/heads/main');
+    markPushed(world, 'acme', 'one');
+    const kept = await runCli([...backup, '--json'], world.env, world.root);
+    expect(kept.stdout).toMatch(/"checkout":\{"status":"kept-local-changes"/);
+    await rm(join(worktree, 'mine.txt'));
+    // A clone killed before its checkout: only a temporary beside it, removed when the checkout is made.
+    await rm(worktree, { recursive: true });
+    await mkdir(`${worktree}~refbridge-tmp-999-abcdef`, { recursive: true });
+    expect((await runCli(backup, world.env, world.root)).code).toBe(0);
+    expect(await gitIn(join(worktree, '.git'), ['rev-parse', 'HEAD'])).toBe(
+      await gitIn(world.githubDir('one'), ['rev-parse', 'refs/heads/main']),
+    );
+    expect(await stat(`${worktree}~refbridge-tmp-999-abcdef`).catch(() => undefined)).toBeUndefined();
   });
 
   it('a cache path that cannot be used fails the pair (exit 1), it is never a quiet skip', async () => {

@@ -483,6 +483,7 @@ async function backupOne(
           gitDir: paths.gitDir,
           worktree: paths.worktree,
           branch: next.defaultBranch,
+          logger: options.logger,
         });
         if (checkout.branch !== undefined && checkout.tip !== undefined)
           next = { ...next, checkout: { branch: checkout.branch, tip: checkout.tip } };

@@ -1,9 +1,8 @@
-import { mkdir, readdir, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readdir, stat } from 'node:fs/promises';
 import { GitCommandError, RefbridgeError } from './errors.js';
 import type { GitCredential, GitResult, GitRunner, GitRunOptions } from './git-runner.js';
 import { parseLsRemote } from './git-parsers.js';
-import { clearStaleGitLocks } from './git-locks.js';
+import { clearStaleGitLocks, initBareRepo } from './crash-recovery.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 
@@ -150,14 +149,15 @@ export async function ensureMirror(git: GitRunner, gitDir: string, url: string):
     }
     return false;
   }
-  await mkdir(dirname(gitDir), { recursive: true });
-  await git.run(['init', '--bare', '-q', gitDir]);
-  const m = new Mirror(git, gitDir);
-  // The plain URL, for people who want to look; never credentials (they go through the environment).
-  await m.run(['config', 'remote.origin.url', url]);
-  // Foreground gc, so no background process outlives the run and holds the repository.
-  await m.run(['config', 'gc.autoDetach', 'false']);
-  await m.run(['config', 'core.logAllRefUpdates', 'false']);
+  // Atomic: a run killed while creating the mirror must not leave a directory it then refuses.
+  await initBareRepo(git, gitDir, async (dir) => {
+    const m = new Mirror(git, dir);
+    // The plain URL, for people who want to look; never credentials (they go through the environment).
+    await m.run(['config', 'remote.origin.url', url]);
+    // Foreground gc, so no background process outlives the run and holds the repository.
+    await m.run(['config', 'gc.autoDetach', 'false']);
+    await m.run(['config', 'core.logAllRefUpdates', 'false']);
+  });
   return true;
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { initBareRepo } from './crash-recovery.js';
 import { RefbridgeError } from './errors.js';
 import type { GitCredential, GitRunner } from './git-runner.js';
 import type { Side } from './sync-planner.js';
@@ -55,11 +56,12 @@ export class PairCache {
       () => false,
     );
     if (!exists) {
-      await mkdir(this.dir, { recursive: true });
-      await this.git.run(['init', '--bare', '-q', this.dir]);
-      // The cache is the safety net; never let git prune what only a backup ref still holds.
-      await this.git.run(['config', 'gc.pruneExpire', 'never'], { cwd: this.dir });
-      await this.git.run(['config', 'core.logAllRefUpdates', 'false'], { cwd: this.dir });
+      // Atomic: a run killed while creating the cache must not leave a directory it then refuses.
+      await initBareRepo(this.git, this.dir, async (dir) => {
+        // The cache is the safety net; never let git prune what only a backup ref still holds.
+        await this.git.run(['config', 'gc.pruneExpire', 'never'], { cwd: dir, env: { GIT_DIR: dir } });
+        await this.git.run(['config', 'core.logAllRefUpdates', 'false'], { cwd: dir, env: { GIT_DIR: dir } });
+      });
       return;
     }
     const r = await this.git
@@ -120,9 +122,11 @@ export class PairCache {
    * The subset of `shas` whose history is not complete in the cache. An object being present is
    * not enough: a fetch killed halfway leaves loose objects behind (a commit without its tree),
    * so a tip that no ref reaches yet counts as present only if every object below it is there,
-   * the check git's own fetch makes before skipping a transfer.
+   * the check git's own fetch makes before skipping a transfer. Tips in `complete` (values of the
+   * cache's own refs, written only after a complete fetch) skip that check: an unchanged pair costs
+   * nothing extra.
    */
-  async missing(shas: Iterable<string>): Promise<Set<string>> {
+  async missing(shas: Iterable<string>, complete: ReadonlySet<string> = new Set()): Promise<Set<string>> {
     const list = [...new Set(shas)];
     if (list.length === 0) return new Set();
     const { stdout } = await this.run(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
@@ -133,7 +137,7 @@ export class PairCache {
       const m = /^([0-9a-f]{40,64}) missing$/.exec(line.trim());
       if (m?.[1]) missing.add(m[1]);
     }
-    const present = list.filter((sha) => !missing.has(sha));
+    const present = list.filter((sha) => !missing.has(sha) && !complete.has(sha));
     if (present.length > 0 && !(await this.connected(present))) {
       // Rare (only after a crash): find the incomplete ones one by one.
       for (const sha of present) if (!(await this.connected([sha]))) missing.add(sha);

@@ -4,10 +4,10 @@ import type { Forge, ProtectionRule } from './forge.js';
 import type { GitCredential, GitRunner } from './git-runner.js';
 import { parsePushPorcelain, type PushRefStatus } from './git-parsers.js';
 import type { Logger } from './logger.js';
-import { clearStaleGitLocks } from './git-locks.js';
+import { clearStaleGitLocks } from './crash-recovery.js';
 import { acquireLock } from './pair-lock.js';
 import { BACKUP_NS, BASE_NS, OUT_NS, PairCache, pairCacheKey, sideNs, toNamespace } from './pair-cache.js';
-import { listRemoteRefs } from './remote-refs.js';
+import { isMirroredRef, listRemoteRefs } from './remote-refs.js';
 import {
   ancestryAnswerFromExitCode,
   ancestryLookup,
@@ -163,9 +163,21 @@ async function syncLocked(options: SyncPairOptions, cache: PairCache, result: Pa
     cache.readRefs(),
   ]);
   const remote: Record<Side, Map<string, string>> = { github: githubRefs, gitlab: gitlabRefs };
+  // A name git refuses (planted on a server by other means) cannot be fetched or pushed; one such
+  // ref must not sink the pair: leave it alone and say so.
+  const unusable: RefOutcome[] = [];
+  for (const side of ['github', 'gitlab'] as const) {
+    for (const ref of [...remote[side].keys()].filter((r) => !isMirroredRef(r))) {
+      remote[side].delete(ref);
+      const reason = `not a valid git ref name on ${side}; refbridge cannot mirror it and leaves it alone (rename it there)`;
+      logger.warn(`${options.name}: ${ref}: ${reason}`);
+      unusable.push({ ref, action: { kind: 'skipped', ref, reason }, status: 'nothing', detail: `skipped: ${reason}` });
+    }
+  }
 
   // Fetch only refs whose tips the cache lacks; everything else is already here.
-  const missing = await cache.missing([...githubRefs.values(), ...gitlabRefs.values()]);
+  const known = new Set([...cached.github.values(), ...cached.gitlab.values(), ...cached.base.values()]);
+  const missing = await cache.missing([...githubRefs.values(), ...gitlabRefs.values()], known);
   for (const side of ['github', 'gitlab'] as const) {
     const refs = [...remote[side]].filter(([, sha]) => missing.has(sha)).map(([ref]) => ref);
     if (refs.length > 0) logger.debug(`${options.name}: fetching ${refs.length} ref(s) from ${side}`);
@@ -199,7 +211,7 @@ async function syncLocked(options: SyncPairOptions, cache: PairCache, result: Pa
 
   const outcomes = new Map<string, RefOutcome>();
   for (const action of plan.actions) outcomes.set(action.ref, await describe(action, cache, options));
-  result.outcomes = plan.actions.map((a) => outcomes.get(a.ref)!);
+  result.outcomes = [...plan.actions.map((a) => outcomes.get(a.ref)!), ...unusable];
 
   if (!options.dryRun) {
     const baseChanges: { ref: string; sha?: string }[] = [];

@@ -1,8 +1,14 @@
-import { readdir, readlink, realpath, rm, stat } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
+import type { GitRunner } from './git-runner.js';
 import type { Logger } from './logger.js';
 
 /**
+ * What a refbridge run killed at any moment (SIGKILL, the OOM killer, a power cut) can leave
+ * behind, and how the next run gets past it without anyone's help. Callers hold refbridge's own
+ * lock for the repository concerned, so no other refbridge run is using it.
+ *
  * Git's own lock files (`packed-refs.lock`, `refs/heads/x.lock`, ...) left in a repository that
  * only refbridge writes (a sync cache, a backup mirror) by a git process that was killed: every
  * later git command that writes refs then fails with "Unable to create '...lock': File exists"
@@ -49,12 +55,18 @@ async function inUse(dir: string): Promise<boolean | undefined> {
 
 /**
  * Removes git lock files left in `gitDir` by a killed git process, and says so. Returns the files
- * removed. Leaves everything alone while a process still works in the repository.
+ * removed. Leaves everything alone while a process still works in the repository (or in
+ * `workDir`, the working tree a `.git` directory belongs to).
  */
-export async function clearStaleGitLocks(gitDir: string, logger: Logger, label: string): Promise<string[]> {
+export async function clearStaleGitLocks(
+  gitDir: string,
+  logger: Logger,
+  label: string,
+  workDir: string = gitDir,
+): Promise<string[]> {
   const locks = await lockFiles(gitDir);
   if (locks.length === 0) return [];
-  const busy = await inUse(gitDir);
+  const busy = await inUse(workDir);
   if (busy === true) {
     logger.warn(
       `${label}: git lock files in ${gitDir} belong to a git process still running there (an interrupted refbridge run's); leaving them`,
@@ -79,4 +91,47 @@ export async function clearStaleGitLocks(gitDir: string, logger: Logger, label: 
     );
   }
   return removed;
+}
+
+/** Marks temporary siblings; `~` is in no GitHub or GitLab name and in no refbridge cache name. */
+const TMP_MARK = '~refbridge-tmp-';
+
+/** Removes temporaries an interrupted run left beside `path` (see {@link createAtomically}). */
+export async function removeLeftovers(path: string): Promise<void> {
+  const parent = dirname(path);
+  const prefix = basename(path) + TMP_MARK;
+  for (const name of await readdir(parent).catch(() => [] as string[]))
+    if (name.startsWith(prefix)) await rm(join(parent, name), { recursive: true, force: true });
+}
+
+/**
+ * Builds a directory (a repository, a checkout) under a temporary name beside `path` and renames
+ * it into place, so a crash never leaves half of one where refbridge looks: a half-initialised
+ * repository would be refused as "not a repository" on every later run, and a clone killed before
+ * its checkout would look like a tree whose files were all deleted. `path` must not exist, or be an
+ * empty directory.
+ */
+export async function createAtomically(path: string, build: (tmp: string) => Promise<void>): Promise<void> {
+  await removeLeftovers(path);
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}${TMP_MARK}${process.pid}-${randomBytes(3).toString('hex')}`;
+  try {
+    await build(tmp);
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** `git init --bare` of `path`, made atomic with {@link createAtomically}; `configure` runs on the new repository before it appears. */
+export async function initBareRepo(
+  git: GitRunner,
+  path: string,
+  configure: (gitDir: string) => Promise<void>,
+): Promise<void> {
+  await createAtomically(path, async (tmp) => {
+    await git.run(['init', '--bare', '-q', tmp]);
+    await configure(tmp);
+  });
 }
