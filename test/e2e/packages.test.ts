@@ -229,7 +229,11 @@ describe('the installed refbridge', () => {
     const unknownFlags: string[] = [];
     for (const [command, ...args] of used) {
       const help = commands.get(command!)!.stdout;
-      for (const flag of args.filter((a) => /^--[a-z]/.test(a)).map((a) => a.replace(/=.*$/, ''))) {
+      // `--source-url/--target-url` in prose names two flags.
+      for (const flag of args
+        .flatMap((a) => a.split('/'))
+        .filter((a) => /^--[a-z]/.test(a))
+        .map((a) => a.replace(/=.*$/, ''))) {
         if (!new RegExp(`(^|[\\s,])${flag}([\\s,<=]|$)`, 'm').test(help)) unknownFlags.push(`${command} ${flag}`);
       }
     }
