@@ -100,13 +100,19 @@ export function gitAuthEnv(credentials: GitCredential[]): Record<string, string>
 export function countRequests(entries: readonly RequestLogEntry[]): {
   api: number;
   git: number;
+  gitPosts: number;
   gitTransfers: number;
 } {
   const api = entries.filter((e) => e.kind === 'api').length;
   const gitEntries = entries.filter((e) => e.kind === 'git');
   // A transfer is any upload-pack or receive-pack conversation: an info/refs advertisement alone
   // already costs the server a process, so ls-remote counts too.
-  return { api, git: gitEntries.length, gitTransfers: gitEntries.filter((e) => /pack/.test(e.route)).length };
+  return {
+    api,
+    git: gitEntries.length,
+    gitPosts: gitEntries.filter((e) => e.method === 'POST').length,
+    gitTransfers: gitEntries.filter((e) => /pack/.test(e.route)).length,
+  };
 }
 
 export async function gitIn(dir: string, args: string[], env?: Record<string, string>): Promise<string> {

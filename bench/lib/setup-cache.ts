@@ -16,7 +16,7 @@ import { runChecked } from './proc.js';
  * of the URLs refbridge keys its state by), and the git and node versions. It deliberately does
  * not cover refbridge's own code, which changes all the time while the state it leaves behind
  * rarely does. Instead every run over restored state is checked to behave as a warm run should
- * (daemon: two ls-remotes per pair and no push; backup: no git request at all); if one does not,
+ * (daemon: one ref listing per side and pair, no fetch and no push; backup: no git request at all); if one does not,
  * the bench fails rather than report. The first-run numbers saved with the state are reported
  * with the date they were measured, and flagged when refbridge's build has changed since.
  * Delete `bench/.cache/setup/` to force fresh first runs.

@@ -15,6 +15,8 @@ export interface Sample {
   pushBytes?: number;
   apiCalls?: number;
   gitRequests?: number;
+  /** Of those, POSTs (ls-refs, fetches and pushes; not the capability GETs). */
+  gitPosts?: number;
 }
 
 export interface VariantResult {

@@ -1,7 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { GitCommandError, RefbridgeError } from './errors.js';
 import type { GitCredential, GitResult, GitRunner, GitRunOptions } from './git-runner.js';
-import { parseLsRemote } from './git-parsers.js';
 import { clearStaleGitLocks, initBareRepo } from './crash-recovery.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
@@ -190,14 +189,12 @@ async function syncOnce(options: SyncMirrorOptions, created: boolean): Promise<M
   const recovered = await settlePending(m, leftover, options.now);
   const pending = new Map<string, { sha: string; reason: MirrorBackup['reason'] }>();
 
-  const listing = await options.git.run(['ls-remote', '--symref', '--', options.url], {
+  const entries = await options.git.lsRemote(options.url, {
+    symref: true,
     cwd: options.gitDir,
     env: { GIT_DIR: options.gitDir },
     credentials: options.credentials,
-    hint: 'check the repository URL and that the token can read the repository',
-    retryTransient: true,
   });
-  const entries = parseLsRemote(listing.stdout);
   const remote = new Map<string, string>();
   let defaultBranch: string | null = null;
   for (const e of entries) {

@@ -3,6 +3,9 @@ import { GitCommandError, RefbridgeError } from './errors.js';
 import type { Logger } from './logger.js';
 import { silentLogger } from './logger.js';
 import type { SecretMasker } from './secret-masker.js';
+import type { LsRemoteEntry } from './git-parsers.js';
+import { parseLsRemote } from './git-parsers.js';
+import { listRefsOverHttp, SmartHttpError } from './smart-http.js';
 
 /**
  * Credentials for one HTTP(S) origin. They reach git only through the environment
@@ -110,6 +113,66 @@ function originOf(url: string): string {
   return `${u.protocol}//${u.host}/`;
 }
 
+function basicAuthorization(c: GitCredential): string {
+  return `basic ${Buffer.from(`${c.username}:${c.token}`).toString('base64')}`;
+}
+
+/** How git says "HTTP 401" when prompts are off, spelled out. */
+const AUTH_FAILED_EXPLANATION =
+  '\nthe server refused the credentials (HTTP 401): the token is missing, expired or revoked, or not meant for this host';
+
+/** Environment that changes how git's HTTP transport reaches a server (proxies, tracing, config). */
+const GIT_HTTP_ENV =
+  /^(?:https?_proxy|all_proxy|HTTPS?_PROXY|ALL_PROXY|GIT_PROXY_\w+|GIT_CURL_\w+|GIT_TRACE_CURL\w*|GIT_CONFIG_COUNT|GIT_CONFIG_PARAMETERS|GIT_HTTP_\w+)$/;
+/** ... and how it checks certificates, for https only (node has its own CA store). */
+const GIT_TLS_ENV = /^GIT_SSL_\w+$/;
+
+/** What the in-process listing calls itself; GitHub serves the smart protocol to `git/` agents. */
+const USER_AGENT = 'git/2 (refbridge)';
+
+export interface LsRemoteOptions extends Pick<GitRunOptions, 'cwd' | 'credentials' | 'env' | 'hint' | 'timeoutMs'> {
+  /** Full ref names or globs (`*` = any run of characters, `/` included); every ref when empty. */
+  patterns?: readonly string[];
+  /** Also report what `HEAD` points to (`git ls-remote --symref`). */
+  symref?: boolean;
+}
+
+/** Exact matching for ls-remote patterns (git itself matches their tails). */
+export function refPatternRegExp(pattern: string): RegExp {
+  const body = pattern
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${body}$`);
+}
+
+/**
+ * `git ls-remote` arguments for the patterns. Git matches patterns against the *tail* of ref
+ * names and lists `<tag>^{}` only for glob matches, so exact names also ask for their peeled line,
+ * and the result is filtered again with exact semantics. `--heads`/`--tags` let protocol v2
+ * servers send only those namespaces (GitHub repositories can have many thousands of
+ * `refs/pull/*`).
+ */
+function lsRemoteArgs(url: string, patterns: readonly string[], symref: boolean): string[] {
+  const args = ['ls-remote'];
+  if (symref) args.push('--symref');
+  const heads = patterns.some((p) => p.startsWith('refs/heads/'));
+  const tags = patterns.some((p) => p.startsWith('refs/tags/'));
+  const onlyHeadsAndTags =
+    patterns.length > 0 && patterns.every((p) => p.startsWith('refs/heads/') || p.startsWith('refs/tags/'));
+  if (onlyHeadsAndTags) {
+    if (heads) args.push('--heads');
+    if (tags) args.push('--tags');
+  }
+  // `--` first: a URL from a config file must never be read as an option.
+  args.push('--', url);
+  for (const p of patterns) {
+    args.push(p);
+    if (!p.includes('*') && p.startsWith('refs/tags/')) args.push(`${p}^{}`);
+  }
+  return args;
+}
+
 /**
  * Builds the environment that hands credentials to git. The empty first value resets any
  * extraheader inherited from other config (actions/checkout persists one for github.com that
@@ -148,6 +211,7 @@ export class GitRunner {
   private readonly networkRetry: GitNetworkRetry;
   private readonly sleep: (ms: number) => Promise<void>;
   private versionChecked: Promise<void> | undefined;
+  private httpConfigChecked: Promise<boolean> | undefined;
 
   constructor(options: {
     masker: SecretMasker;
@@ -196,20 +260,92 @@ export class GitRunner {
     await this.ensureVersion();
     for (const c of options.credentials ?? []) this.masker.add(c.token);
     const shown = args.map((a) => this.masker.mask(redactUrl(a)));
-    for (let attempt = 0; ; attempt++) {
+    return this.retrying(shown, options, () => this.runOnce(args, shown, options));
+  }
+
+  /**
+   * `git ls-remote`: the refs of a remote repository matching the patterns (full ref names or
+   * globs where `*` matches any run of characters, `/` included; every ref when empty), with
+   * peeled ids of annotated tags and, with `symref`, the target of `HEAD`.
+   *
+   * For http(s) URLs this speaks git's smart HTTP protocol in-process (see smart-http.ts) unless
+   * the machine's git configuration or environment could change how git would reach the server
+   * (a proxy, certificates, URL rewriting, extra headers): then, and for every other transport,
+   * it runs `git ls-remote`. Both answer the same, fail in the same words and retry alike.
+   */
+  async lsRemote(url: string, options: LsRemoteOptions = {}): Promise<LsRemoteEntry[]> {
+    const patterns = options.patterns ?? [];
+    const exact = patterns.map(refPatternRegExp);
+    const keep = (entries: LsRemoteEntry[]): LsRemoteEntry[] =>
+      exact.length === 0 ? entries : entries.filter((e) => exact.some((r) => r.test(e.ref)));
+    const gitOptions: GitRunOptions = {
+      ...options,
+      hint: options.hint ?? 'check the repository URL and that the token can read the repository',
+      retryTransient: true,
+    };
+    if (!(await this.inProcessHttp(url))) {
+      const { stdout } = await this.run(lsRemoteArgs(url, patterns, options.symref === true), gitOptions);
+      return keep(parseLsRemote(stdout));
+    }
+    for (const c of options.credentials ?? []) this.masker.add(c.token);
+    const shown = ['ls-remote', '--', this.masker.mask(redactUrl(url))];
+    const credential = (options.credentials ?? []).find((c) => originOf(c.url) === originOf(url));
+    const prefixes = [...new Set(patterns.map((p) => p.split('*')[0] ?? p))];
+    return this.retrying(shown, gitOptions, async () => {
+      this.logger.debug(`git ${shown.join(' ')} (smart HTTP, in-process)`);
       try {
-        return await this.runOnce(args, shown, options);
+        const entries = await listRefsOverHttp(url, {
+          prefixes: prefixes.some((p) => p === '' || p === 'refs/') ? [] : prefixes,
+          userAgent: USER_AGENT,
+          ...(credential === undefined ? {} : { authorization: basicAuthorization(credential) }),
+          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        });
+        return keep(options.symref ? entries : entries.map(({ symref: _, ...e }) => e));
+      } catch (error) {
+        if (!(error instanceof SmartHttpError)) throw error;
+        let reason = error.stderr;
+        if (/Authentication failed/.test(reason)) reason = reason.trimEnd() + AUTH_FAILED_EXPLANATION;
+        throw new GitCommandError(shown, 128, this.masker.mask(redactUrl(reason)), gitOptions.hint);
+      }
+    });
+  }
+
+  /**
+   * Whether ls-remote of this URL may go in-process: an http(s) URL, and nothing in the
+   * environment or in git's global/system configuration that git would apply to the request.
+   */
+  private async inProcessHttp(url: string): Promise<boolean> {
+    if (!/^https?:\/\//i.test(url)) return false;
+    const env = { ...process.env, ...this.baseEnv };
+    if (env['REFBRIDGE_GIT_HTTP'] === 'git') return false;
+    const tls = /^https:/i.test(url);
+    const applies = (k: string): boolean => GIT_HTTP_ENV.test(k) || (tls && GIT_TLS_ENV.test(k));
+    if (Object.keys(env).some((k) => applies(k) && (env[k] ?? '') !== '')) return false;
+    this.httpConfigChecked ??= this.run(['config', '--null', '--name-only', '--get-regexp', '^(http|url)\\.'], {
+      okExitCodes: [1],
+    }).then(
+      (r) => r.stdout === '',
+      () => false,
+    );
+    return this.httpConfigChecked;
+  }
+
+  /** Runs `attempt`, repeating it with backoff while it fails transiently and the options allow. */
+  private async retrying<T>(shown: readonly string[], options: GitRunOptions, attempt: () => Promise<T>): Promise<T> {
+    for (let n = 0; ; n++) {
+      try {
+        return await attempt();
       } catch (error) {
         const { retries, baseDelayMs, maxDelayMs } = this.networkRetry;
         if (
           !options.retryTransient ||
-          attempt >= retries ||
+          n >= retries ||
           !(error instanceof GitCommandError) ||
           timedOut.has(error) ||
           !isTransientGitFailure(error.stderr)
         )
           throw error;
-        const wait = Math.min(baseDelayMs * 2 ** attempt, maxDelayMs);
+        const wait = Math.min(baseDelayMs * 2 ** n, maxDelayMs);
         const lines = error.stderr
           .split('\n')
           .map((l) => l.trim())
@@ -217,7 +353,7 @@ export class GitRunner {
         const why = lines.find((l) => TRANSIENT_LINE.test(l)) ?? lines.at(-1) ?? `exit code ${error.gitExitCode}`;
         const url = shown.find((a) => /^[a-z][a-z0-9+.-]*:\/\//i.test(a));
         this.logger.warn(
-          `git ${shown[0] ?? ''}${url ? ` ${url}` : ''} failed (${why}); retry ${attempt + 1} of ${retries} in ${wait} ms`,
+          `git ${shown[0] ?? ''}${url ? ` ${url}` : ''} failed (${why}); retry ${n + 1} of ${retries} in ${wait} ms`,
         );
         await this.sleep(wait);
       }
@@ -261,9 +397,7 @@ export class GitRunner {
         ? `timed out after ${options.timeoutMs} ms\n${stderr}`
         : stderr || (result.originalMessage ?? '');
       // How git says "HTTP 401" when prompts are off: spell out what it means.
-      if (/could not read Username|Authentication failed/i.test(reason))
-        reason +=
-          '\nthe server refused the credentials (HTTP 401): the token is missing, expired or revoked, or not meant for this host';
+      if (/could not read Username|Authentication failed/i.test(reason)) reason += AUTH_FAILED_EXPLANATION;
       const error = new GitCommandError(shown, exitCode, this.masker.mask(redactUrl(reason)), options.hint);
       if (result.timedOut) timedOut.add(error);
       throw error;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { initBareRepo } from './crash-recovery.js';
 import { RefbridgeError } from './errors.js';
 import type { GitCredential, GitRunner } from './git-runner.js';
@@ -64,10 +65,17 @@ export class PairCache {
       });
       return;
     }
-    const r = await this.git
-      .run(['rev-parse', '--is-bare-repository'], { cwd: this.dir, env: { GIT_DIR: this.dir } })
-      .catch(() => undefined);
-    if (r?.stdout.trim() !== 'true') {
+    // git's own test for "is this a git directory" (HEAD, objects/, refs/), without a process:
+    // the daemon asks for every pair on every round.
+    const [head, objects, refs] = await Promise.all(
+      ['HEAD', 'objects', 'refs'].map((name) =>
+        stat(join(this.dir, name)).then(
+          (s) => (name === 'HEAD' ? s.isFile() : s.isDirectory()),
+          () => false,
+        ),
+      ),
+    );
+    if (!head || !objects || !refs) {
       throw new RefbridgeError(
         `the cache directory ${this.dir} exists but is not a refbridge cache (not a bare git repository)`,
         {
@@ -123,11 +131,11 @@ export class PairCache {
    * not enough: a fetch killed halfway leaves loose objects behind (a commit without its tree),
    * so a tip that no ref reaches yet counts as present only if every object below it is there,
    * the check git's own fetch makes before skipping a transfer. Tips in `complete` (values of the
-   * cache's own refs, written only after a complete fetch) skip that check: an unchanged pair costs
-   * nothing extra.
+   * cache's own refs, written only after a complete fetch) are taken as they are, without a git
+   * process: for an unchanged pair every tip is one of them, and this costs nothing.
    */
   async missing(shas: Iterable<string>, complete: ReadonlySet<string> = new Set()): Promise<Set<string>> {
-    const list = [...new Set(shas)];
+    const list = [...new Set(shas)].filter((sha) => !complete.has(sha));
     if (list.length === 0) return new Set();
     const { stdout } = await this.run(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
       input: list.join('\n') + '\n',
@@ -137,7 +145,7 @@ export class PairCache {
       const m = /^([0-9a-f]{40,64}) missing$/.exec(line.trim());
       if (m?.[1]) missing.add(m[1]);
     }
-    const present = list.filter((sha) => !missing.has(sha) && !complete.has(sha));
+    const present = list.filter((sha) => !missing.has(sha));
     if (present.length > 0 && !(await this.connected(present))) {
       // Rare (only after a crash): find the incomplete ones one by one.
       for (const sha of present) if (!(await this.connected([sha]))) missing.add(sha);
