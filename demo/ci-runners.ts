@@ -4,13 +4,14 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { credentialEnv } from '@refbridge/core';
 import type { RunningForge } from '../test/forge/src/server.js';
+import { prepareActionStep, pushPayload } from '../test/support/action-runner.js';
 import { DemoFailure, type Narrator } from './narrator.js';
 
 /**
  * Plays the two CI systems the way they run refbridge for real, so the demo exercises what users
  * install: GitHub's runner running the bundled Action (dist/index.js, Node 24, INPUT_* and
- * GITHUB_* environment, the event payload file, a depth-1 checkout without persisted
- * credentials), and GitLab's runner running the job of the CI/CD component (templates/mirror.yml,
+ * GITHUB_* environment, the event payload file: test/support/action-runner.ts, which the e2e tests
+ * use too; a depth-1 checkout without persisted credentials), and GitLab's runner running the job of the CI/CD component (templates/mirror.yml,
  * its inputs at their defaults, the project's CI/CD variables, a shallow checkout).
  *
  * What the runners take from the platforms, they take from the forge: the workflow file is the
@@ -37,8 +38,6 @@ export interface PushEvent {
   before: string;
   after: string;
 }
-
-const ZERO = '0'.repeat(40);
 
 async function git(
   world: CiWorld,
@@ -142,8 +141,8 @@ export async function runGithubAction(
   for (const [key, spec] of Object.entries(actionYml.inputs)) inputs[key] = evaluate(String(spec.default ?? ''), ctx);
   for (const [key, value] of Object.entries(step.with ?? {})) inputs[key] = evaluate(String(value), ctx);
 
-  const runDir = join(world.work, `gh-run-${randomUUID().slice(0, 8)}`);
-  const workspace = join(runDir, 'work', name, name);
+  const runnerDir = join(world.work, `gh-run-${randomUUID().slice(0, 8)}`);
+  const workspace = join(runnerDir, 'work', name, name);
   await checkout(
     world,
     workspace,
@@ -153,60 +152,25 @@ export async function runGithubAction(
     event.branch,
     1,
   );
-  const eventPath = join(runDir, 'event.json');
-  const outputPath = join(runDir, 'output');
-  const summaryPath = join(runDir, 'step-summary.md');
-  await writeFile(
-    eventPath,
-    JSON.stringify({
+  const actionStep = await prepareActionStep({
+    runnerDir,
+    event: 'push',
+    payload: pushPayload({
       ref: `refs/heads/${event.branch}`,
       before: event.before,
       after: event.after,
-      created: event.before === ZERO,
-      deleted: false,
-      forced: false,
-      repository: {
-        name,
-        full_name: event.repo,
-        owner: { login: owner, name: owner },
-        private: true,
-        default_branch: 'main',
-        clone_url: `${forge.urls.github.web}/${event.repo}.git`,
-      },
-      pusher: { name: event.actor },
-      sender: { login: event.actor },
-      head_commit: { id: event.after },
+      repository: event.repo,
+      serverUrl: forge.urls.github.web,
+      pusher: event.actor,
     }),
-  );
-  await writeFile(outputPath, '');
-  await writeFile(summaryPath, '');
-  const env: Record<string, string> = {
-    ...world.baseEnv,
-    CI: 'true',
-    GITHUB_ACTIONS: 'true',
-    GITHUB_WORKFLOW: 'refbridge mirror',
-    GITHUB_JOB: 'mirror',
-    GITHUB_RUN_ID: '1',
-    GITHUB_RUN_NUMBER: '1',
-    GITHUB_ACTION: 'refbridge',
-    GITHUB_ACTOR: event.actor,
-    GITHUB_REPOSITORY: event.repo,
-    GITHUB_REPOSITORY_OWNER: owner,
-    GITHUB_EVENT_NAME: 'push',
-    GITHUB_EVENT_PATH: eventPath,
-    GITHUB_WORKSPACE: workspace,
-    GITHUB_SHA: event.after,
-    GITHUB_REF: `refs/heads/${event.branch}`,
-    GITHUB_REF_NAME: event.branch,
-    GITHUB_REF_TYPE: 'branch',
-    GITHUB_SERVER_URL: forge.urls.github.web,
-    GITHUB_API_URL: forge.urls.github.api,
-    GITHUB_OUTPUT: outputPath,
-    GITHUB_STEP_SUMMARY: summaryPath,
-    RUNNER_OS: 'Linux',
-    RUNNER_TEMP: runDir,
-  };
-  for (const [key, value] of Object.entries(inputs)) env[`INPUT_${key.replace(/ /g, '_').toUpperCase()}`] = value;
+    workspace,
+    inputs,
+    repository: event.repo,
+    serverUrl: forge.urls.github.web,
+    apiUrl: forge.urls.github.api,
+    actor: event.actor,
+    baseEnv: world.baseEnv,
+  });
 
   narrator.say(
     `GitHub runs the workflow bootstrap committed: a depth-1 checkout of ${event.after.slice(0, 7)}, then the`,
@@ -216,15 +180,15 @@ export async function runGithubAction(
   narrator.label(
     `GitHub Actions step ${step.uses} (node dist/index.js, Node ${await nodeMajor(world, options.node)}):`,
   );
-  await narrator.run(options.node, [join(world.repoRoot, 'dist', 'index.js')], {
-    cwd: workspace,
-    env,
+  await narrator.run(options.node, [actionStep.script], {
+    cwd: actionStep.cwd,
+    env: actionStep.env,
     hide: (l) => /^::(add-mask|debug|endgroup)::/.test(l) || /^::(save-state|set-output)/.test(l),
     tokenAllowed: (l) => l.startsWith('::add-mask::'),
     render: (l) => l.replace(/^::(error|warning|notice)(?: [^:]*)?::/, (_m, k: string) => `${capital(k)}: `),
   });
-  const outputs = parseOutputs(await readFile(outputPath, 'utf8'));
-  narrator.checkText(await readFile(summaryPath, 'utf8'), 'the job summary');
+  const { outputs, summary } = await actionStep.results();
+  narrator.checkText(summary, 'the job summary');
   return { ran: true, ...pick(outputs, 'result', 'result'), ...pick(outputs, 'target-sha', 'targetSha') };
 }
 
@@ -238,24 +202,6 @@ const capital = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 async function nodeMajor(world: CiWorld, node: string): Promise<string> {
   const r = await world.narrator.run(node, ['--version'], { cwd: world.work, env: world.baseEnv, quiet: true });
   return r.stdout.trim().replace(/^v/, '').split('.')[0] ?? '?';
-}
-
-/** `$GITHUB_OUTPUT` holds `name<<DELIMITER\nvalue\nDELIMITER` blocks (and plain `name=value` lines). */
-export function parseOutputs(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i]!;
-    const heredoc = /^([^=<]+)<<(.+)$/.exec(line);
-    if (heredoc) {
-      const value: string[] = [];
-      for (i++; i < lines.length && lines[i] !== heredoc[2]; i++) value.push(lines[i]!);
-      out[heredoc[1]!] = value.join('\n');
-    } else if (line.includes('=')) {
-      out[line.slice(0, line.indexOf('='))] = line.slice(line.indexOf('=') + 1);
-    }
-  }
-  return out;
 }
 
 /**

@@ -2,78 +2,54 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execa } from 'execa';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startForge, type RunningForge } from '../forge/src/server.js';
-import { gitArgvRecorder, runAction as runActionStep, type ActionRun } from '../support/action-runner.js';
-import { filesContaining, forgeGit } from '../support/forge-git.js';
+import {
+  ZERO,
+  pushPayload as githubPushPayload,
+  runAction as runActionStep,
+  type ActionRun,
+} from '../support/action-runner.js';
+import { filesContaining } from '../support/forge-git.js';
 import { commitFiles, git } from '../support/git.js';
-import { tempDir } from '../support/temp.js';
+import { startMirrorWorld, type MirrorWorld } from '../support/mirror-world.js';
 
 // The bundled Action (dist/index.js) run the way the GitHub runner runs it: Node 24, inputs as
 // INPUT_<NAME> (hyphens kept), the event payload in a file, outputs and the job summary written to
 // the files the runner hands over, from a depth-1 checkout of a repo with long history. GitHub and
-// GitLab are the test forge; the tokens the Action gets are canaries that must never surface.
+// GitLab are the test forge; the tokens the Action gets are canaries that must never surface (the
+// test's own git uses other tokens, so any canary found anywhere came from the Action).
 
 const GH_CANARY = 'ghp_canaryACTIONgithub00000000000000000001';
 const GL_CANARY = 'glpat-canaryACTIONgitlab000000001';
-// The test's own set-up uses other tokens, so any canary found anywhere came from the Action.
-const GH_SETUP = 'ghp_setupACTIONgithub000000000000000000002';
-const GL_SETUP = 'glpat-setupACTIONgitlab0000000002';
 const CANARY_FORMS = [
   GH_CANARY,
   GL_CANARY,
   Buffer.from(`x-access-token:${GH_CANARY}`).toString('base64'),
   Buffer.from(`oauth2:${GL_CANARY}`).toString('base64'),
 ];
-const ZERO = '0'.repeat(40);
 const HISTORY = 300;
 
-let forge: RunningForge;
-let tmp: Awaited<ReturnType<typeof tempDir>>;
-let ghGit: ReturnType<typeof forgeGit>;
-let glGit: ReturnType<typeof forgeGit>;
+let world: MirrorWorld;
 /** A full clone of the GitHub repo where the test makes the pushes the Action then mirrors. */
 let dev: string;
-let ghUrl: string;
-let glUrl: string;
 let runs = 0;
-/** Every git command line the Action ran. */
-let argv: { binDir: string; log: string };
 
 beforeAll(async () => {
-  tmp = await tempDir('refbridge-action-e2e-');
-  forge = await startForge({
-    seed: {
-      github: {
-        users: ['alice', 'mirror-bot'],
-        orgs: [{ login: 'acme', members: ['alice', 'mirror-bot'] }],
-        repos: [{ owner: 'acme', name: 'app', private: true, files: { 'README.md': '# app\n' }, history: HISTORY }],
-      },
-      gitlab: {
-        users: ['carol'],
-        groups: [{ path: 'acme', members: { carol: 50 } }, { path: 'acme/mirror' }],
-        projects: [{ path: 'acme/mirror/app' }],
-      },
-      tokens: [
-        { value: GH_CANARY, platform: 'github', user: 'alice', scopes: ['repo'] },
-        { value: GL_CANARY, platform: 'gitlab', user: 'carol', scopes: ['write_repository'] },
-        { value: GH_SETUP, platform: 'github', user: 'alice', scopes: ['repo', 'workflow'] },
-        { value: GL_SETUP, platform: 'gitlab', user: 'carol', scopes: ['api'] },
-      ],
-    },
+  world = await startMirrorWorld({
+    prefix: 'refbridge-action-e2e-',
+    github: { files: { 'README.md': '# app\n' }, history: HISTORY },
+    githubUsers: ['mirror-bot'],
+    gitlab: { path: 'acme/mirror/app' },
+    gitlabGroups: [{ path: 'acme/mirror' }],
+    canaries: [
+      { value: GH_CANARY, platform: 'github', user: 'alice', scopes: ['repo'] },
+      { value: GL_CANARY, platform: 'gitlab', user: 'carol', scopes: ['write_repository'] },
+    ],
   });
-  ghGit = forgeGit(forge.urls.github.web, GH_SETUP);
-  glGit = forgeGit(forge.urls.gitlab.web, GL_SETUP, 'oauth2');
-  ghUrl = `${forge.urls.github.web}/acme/app.git`;
-  glUrl = `${forge.urls.gitlab.web}/acme/mirror/app.git`;
-  dev = join(tmp.path, 'dev');
-  await ghGit(tmp.path, ['clone', '-q', ghUrl, dev]);
-  argv = await gitArgvRecorder(join(tmp.path, 'recorder'));
+  dev = join(world.root, 'dev');
+  await world.ghGit(world.root, ['clone', '-q', world.ghUrl, dev]);
 }, 120_000);
 
-afterAll(async () => {
-  await forge?.close();
-  await tmp?.cleanup();
-});
+afterAll(() => world?.close());
 
 // ---- the runner ---------------------------------------------------------------------------
 
@@ -88,12 +64,12 @@ interface RunOptions {
 /** One step of the Action with the workflow's inputs (ci-templates/github-mirror.yml) plus `o.inputs`. */
 async function runAction(o: RunOptions): Promise<ActionRun> {
   return runActionStep({
-    runnerDir: join(tmp.path, `runner-${++runs}`),
+    runnerDir: join(world.root, `runner-${++runs}`),
     event: o.event,
     payload: o.payload,
     workspace: o.workspace,
     inputs: {
-      'gitlab-url': forge.urls.gitlab.web,
+      'gitlab-url': world.forge.urls.gitlab.web,
       'gitlab-repo': 'acme/mirror/app',
       'gitlab-token': GL_CANARY,
       'github-token': GH_CANARY,
@@ -105,10 +81,10 @@ async function runAction(o: RunOptions): Promise<ActionRun> {
       ...o.inputs,
     },
     repository: 'acme/app',
-    serverUrl: forge.urls.github.web,
-    apiUrl: forge.urls.github.api,
+    serverUrl: world.forge.urls.github.web,
+    apiUrl: world.forge.urls.github.api,
     actor: o.actor ?? 'alice',
-    pathPrefix: [argv.binDir],
+    pathPrefix: [world.argv.binDir],
   });
 }
 
@@ -128,7 +104,7 @@ async function expectNoCanary(run: ActionRun): Promise<void> {
   expect(run.stdout).toContain(`::add-mask::${GH_CANARY}`);
   expect(run.stdout).toContain(`::add-mask::${GL_CANARY}`);
   // and no git command line ever carried one
-  const commands = await readFile(argv.log, 'utf8');
+  const commands = await readFile(world.argv.log, 'utf8');
   expect(commands).toMatch(/^git /m);
   for (const form of CANARY_FORMS) expect(commands).not.toContain(form);
 }
@@ -137,56 +113,29 @@ async function expectNoCanary(run: ActionRun): Promise<void> {
 
 /** What actions/checkout does with `fetch-depth: 1` and `persist-credentials: false`. */
 async function checkout(ref: string): Promise<string> {
-  const dir = join(tmp.path, `ws-${++runs}`);
+  const dir = join(world.root, `ws-${++runs}`);
   await mkdir(dir);
   const local = ref.startsWith('refs/tags/') ? ref : ref.replace('refs/heads/', 'refs/remotes/origin/');
   await git(dir, ['init', '-q']);
-  await git(dir, ['remote', 'add', 'origin', ghUrl]);
-  await ghGit(dir, ['fetch', '-q', '--no-tags', '--depth=1', 'origin', `+${ref}:${local}`]);
+  await git(dir, ['remote', 'add', 'origin', world.ghUrl]);
+  await world.ghGit(dir, ['fetch', '-q', '--no-tags', '--depth=1', 'origin', `+${ref}:${local}`]);
   await git(dir, ['checkout', '-q', '--detach', local]);
   expect(await git(dir, ['rev-parse', '--is-shallow-repository'])).toBe('true');
   return dir;
 }
 
-function pushPayload(ref: string, before: string, after: string, extra: Record<string, unknown> = {}) {
-  return {
+/** A push to acme/app by alice, as GitHub sends its event. */
+function pushPayload(ref: string, before: string, after: string): Record<string, unknown> {
+  return githubPushPayload({
     ref,
     before,
     after,
-    created: before === ZERO,
-    deleted: after === ZERO,
-    forced: false,
-    base_ref: null,
-    compare: `${forge.urls.github.web}/acme/app/compare/${before.slice(0, 12)}...${after.slice(0, 12)}`,
-    commits: [],
-    head_commit: null,
-    repository: { full_name: 'acme/app', name: 'app', owner: { login: 'acme' } },
-    pusher: { name: 'alice' },
-    sender: { login: 'alice' },
-    ...extra,
-  };
+    repository: 'acme/app',
+    serverUrl: world.forge.urls.github.web,
+    pusher: 'alice',
+  });
 }
 
-async function lsRemote(platform: 'github' | 'gitlab'): Promise<Record<string, string>> {
-  const out =
-    platform === 'github' ? await ghGit(tmp.path, ['ls-remote', ghUrl]) : await glGit(tmp.path, ['ls-remote', glUrl]);
-  return Object.fromEntries(
-    out
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split('\t').reverse() as [string, string]),
-  );
-}
-
-async function admin<T>(path: string, method = 'GET'): Promise<T> {
-  const res = await fetch(`${forge.urls.github.web}/_forge/${path}`, { method });
-  return (await res.json()) as T;
-}
-
-interface LoggedRequest {
-  platform: string;
-  route: string;
-}
 interface LoggedPush {
   repo: string;
   bytesReceived: number;
@@ -196,19 +145,15 @@ interface LoggedPush {
 }
 
 async function resetLogs(): Promise<void> {
-  await admin('requests/reset', 'POST');
-  await admin('pushes/reset', 'POST');
-}
-
-async function gitRequests(platform: 'github' | 'gitlab'): Promise<string[]> {
-  return (await admin<LoggedRequest[]>(`requests?kind=git&platform=${platform}`)).map((r) => r.route);
+  await world.admin('requests/reset', 'POST');
+  await world.admin('pushes/reset', 'POST');
 }
 
 /** Pushes a new commit on `branch` of the GitHub repo (from the dev clone) and returns [before, after]. */
 async function pushToGithub(branch: string, files: Record<string, string>): Promise<[string, string]> {
   const before = await git(dev, ['rev-parse', 'HEAD']);
   const after = await commitFiles(dev, files, `change ${files ? Object.keys(files).join(' ') : ''}`);
-  await ghGit(dev, ['push', '-q', 'origin', `HEAD:refs/heads/${branch}`]);
+  await world.ghGit(dev, ['push', '-q', 'origin', `HEAD:refs/heads/${branch}`]);
   return [before, after];
 }
 
@@ -235,10 +180,10 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'created', 'target-sha': after });
-    expect((await lsRemote('gitlab'))['refs/heads/main']).toBe(after);
+    expect((await world.lsRemote('gitlab'))['refs/heads/main']).toBe(after);
     // the target got everything: a clone of it has all HISTORY + 2 commits and is complete
-    const gl = join(tmp.path, 'gl-first');
-    await glGit(tmp.path, ['clone', '-q', '--bare', glUrl, gl]);
+    const gl = join(world.root, 'gl-first');
+    await world.glGit(world.root, ['clone', '-q', '--bare', world.glUrl, gl]);
     expect(await git(gl, ['rev-list', '--count', 'refs/heads/main'])).toBe(String(HISTORY + 2));
     expect(await git(gl, ['fsck', '--connectivity-only', '--no-dangling'])).toBe('');
     expect(run.summary).toContain('<td>refs/heads/main</td>');
@@ -259,9 +204,9 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'up-to-date', 'target-sha': main0 });
-    expect((await gitRequests('gitlab')).filter((r) => r.includes('receive-pack'))).toEqual([]);
+    expect((await world.gitRoutes('gitlab')).filter((r) => r.includes('receive-pack'))).toEqual([]);
     // nor any fetch from GitHub: the checkout had all it needed
-    expect((await gitRequests('github')).filter((r) => r === 'POST git-upload-pack')).toEqual([]);
+    expect((await world.gitRoutes('github')).filter((r) => r === 'POST git-upload-pack')).toEqual([]);
     expect(run.summary).toContain('<td>up-to-date</td>');
     await expectNoCanary(run);
   });
@@ -279,9 +224,9 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'pushed', 'target-sha': after });
-    expect((await lsRemote('gitlab'))['refs/heads/main']).toBe(after);
+    expect((await world.lsRemote('gitlab'))['refs/heads/main']).toBe(after);
 
-    const pushes = await admin<LoggedPush[]>('pushes?platform=gitlab');
+    const pushes = await world.admin<LoggedPush[]>('pushes?platform=gitlab');
     expect(pushes).toHaveLength(1);
     expect(pushes[0]).toMatchObject({
       repo: 'acme/mirror/app',
@@ -312,8 +257,8 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'created', 'target-sha': after });
-    expect((await lsRemote('gitlab'))['refs/heads/feature']).toBe(after);
-    const pushes = await admin<LoggedPush[]>('pushes?platform=gitlab');
+    expect((await world.lsRemote('gitlab'))['refs/heads/feature']).toBe(after);
+    const pushes = await world.admin<LoggedPush[]>('pushes?platform=gitlab');
     expect(pushes).toHaveLength(1);
     expect(pushes[0]!.pushOptions).toEqual(['ci.skip']);
     const parent = await git(dev, ['rev-parse', `${after}~1`]);
@@ -327,7 +272,7 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     const tagObject = await git(dev, ['rev-parse', 'refs/tags/v1.0.0']);
     const commit = await git(dev, ['rev-parse', 'refs/tags/v1.0.0^{commit}']);
     expect(tagObject).not.toBe(commit);
-    await ghGit(dev, ['push', '-q', 'origin', 'refs/tags/v1.0.0']);
+    await world.ghGit(dev, ['push', '-q', 'origin', 'refs/tags/v1.0.0']);
     const ws = await checkout('refs/tags/v1.0.0');
     const run = await runAction({
       event: 'push',
@@ -336,7 +281,7 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'created', 'target-sha': tagObject });
-    const gl = await lsRemote('gitlab');
+    const gl = await world.lsRemote('gitlab');
     expect(gl['refs/tags/v1.0.0']).toBe(tagObject);
     expect(gl['refs/tags/v1.0.0^{}']).toBe(commit);
     await expectNoCanary(run);
@@ -346,7 +291,7 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     await git(dev, ['tag', '-a', 'v1.0.1', '-m', 'Release 1.0.1', 'HEAD~1']);
     const tagObject = await git(dev, ['rev-parse', 'refs/tags/v1.0.1']);
     const commit = await git(dev, ['rev-parse', 'refs/tags/v1.0.1^{commit}']);
-    await ghGit(dev, ['push', '-q', 'origin', 'refs/tags/v1.0.1']);
+    await world.ghGit(dev, ['push', '-q', 'origin', 'refs/tags/v1.0.1']);
     // the checkout has no tag ref at all: the source's tag says it is annotated
     const ws = await checkout('refs/heads/main');
     const run = await runAction({
@@ -356,7 +301,7 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'created', 'target-sha': tagObject });
-    const gl = await lsRemote('gitlab');
+    const gl = await world.lsRemote('gitlab');
     expect(gl['refs/tags/v1.0.1']).toBe(tagObject);
     expect(gl['refs/tags/v1.0.1^{}']).toBe(commit);
     await expectNoCanary(run);
@@ -365,20 +310,20 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
   it('mirrors a lightweight tag on an older commit', async () => {
     const old = await git(dev, ['rev-parse', 'HEAD~3']);
     await git(dev, ['tag', 'light', old]);
-    await ghGit(dev, ['push', '-q', 'origin', 'refs/tags/light']);
+    await world.ghGit(dev, ['push', '-q', 'origin', 'refs/tags/light']);
     const ws = await checkout('refs/tags/light');
     const run = await runAction({ event: 'push', payload: pushPayload('refs/tags/light', ZERO, old), workspace: ws });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'created', 'target-sha': old });
-    const gl = await lsRemote('gitlab');
+    const gl = await world.lsRemote('gitlab');
     expect(gl['refs/tags/light']).toBe(old);
     expect(gl['refs/tags/light^{}']).toBeUndefined();
     await expectNoCanary(run);
   });
 
   it('deletes a branch on a push event with deleted: true', async () => {
-    const tip = (await lsRemote('github'))['refs/heads/feature']!;
-    await ghGit(dev, ['push', '-q', 'origin', ':refs/heads/feature']);
+    const tip = (await world.lsRemote('github'))['refs/heads/feature']!;
+    await world.ghGit(dev, ['push', '-q', 'origin', ':refs/heads/feature']);
     const ws = await checkout('refs/heads/main');
     const run = await runAction({
       event: 'push',
@@ -387,16 +332,16 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'deleted', 'target-sha': '' });
-    expect((await lsRemote('gitlab'))['refs/heads/feature']).toBeUndefined();
+    expect((await world.lsRemote('gitlab'))['refs/heads/feature']).toBeUndefined();
     expect(run.summary).toContain('<td>deleted</td>');
     await expectNoCanary(run);
   });
 
   it('deletes a branch on a delete event (ref and ref_type only)', async () => {
     const tip = await git(dev, ['rev-parse', 'HEAD']);
-    await ghGit(dev, ['push', '-q', ghUrl, `${tip}:refs/heads/topic`]);
-    await glGit(dev, ['push', '-q', glUrl, `${tip}:refs/heads/topic`]);
-    await ghGit(dev, ['push', '-q', ghUrl, ':refs/heads/topic']);
+    await world.ghGit(dev, ['push', '-q', world.ghUrl, `${tip}:refs/heads/topic`]);
+    await world.glGit(dev, ['push', '-q', world.glUrl, `${tip}:refs/heads/topic`]);
+    await world.ghGit(dev, ['push', '-q', world.ghUrl, ':refs/heads/topic']);
     const ws = await checkout('refs/heads/main');
     const run = await runAction({
       event: 'delete',
@@ -405,7 +350,7 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'deleted', 'target-sha': '' });
-    expect((await lsRemote('gitlab'))['refs/heads/topic']).toBeUndefined();
+    expect((await world.lsRemote('gitlab'))['refs/heads/topic']).toBeUndefined();
     await expectNoCanary(run);
   });
 
@@ -421,15 +366,15 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     });
     expect(run.code).toBe(0);
     expect(run.outputs).toEqual({ result: 'skipped', 'target-sha': '' });
-    expect(await gitRequests('gitlab')).toEqual([]);
-    expect(await gitRequests('github')).toEqual([]);
-    expect((await lsRemote('gitlab'))['refs/heads/main']).toBe(before);
+    expect(await world.gitRoutes('gitlab')).toEqual([]);
+    expect(await world.gitRoutes('github')).toEqual([]);
+    expect((await world.lsRemote('gitlab'))['refs/heads/main']).toBe(before);
     expect(run.summary).toContain('skipped');
     await expectNoCanary(run);
   });
 
   it('plans without pushing in a dry run', async () => {
-    const before = (await lsRemote('gitlab'))['refs/heads/main']!;
+    const before = (await world.lsRemote('gitlab'))['refs/heads/main']!;
     const after = await git(dev, ['rev-parse', 'HEAD']);
     const ws = await checkout('refs/heads/main');
     await resetLogs();
@@ -442,17 +387,17 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     expect(run.code).toBe(0);
     expect(run.outputs['result']).toBe('pushed');
     expect(run.summary).toContain('(dry run)');
-    expect((await gitRequests('gitlab')).filter((r) => r.includes('receive-pack'))).toEqual([]);
-    expect((await lsRemote('gitlab'))['refs/heads/main']).toBe(before);
+    expect((await world.gitRoutes('gitlab')).filter((r) => r.includes('receive-pack'))).toEqual([]);
+    expect((await world.lsRemote('gitlab'))['refs/heads/main']).toBe(before);
     await expectNoCanary(run);
   });
 
   it('fails the step on a diverged target and overwrites nothing', async () => {
     // someone pushed straight to GitLab's main...
-    const gl = join(tmp.path, 'gl-work');
-    await glGit(tmp.path, ['clone', '-q', glUrl, gl]);
+    const gl = join(world.root, 'gl-work');
+    await world.glGit(world.root, ['clone', '-q', world.glUrl, gl]);
     const theirs = await commitFiles(gl, { 'gitlab-only.txt': 'made on GitLab\n' }, 'GitLab-only change');
-    await glGit(gl, ['push', '-q', 'origin', 'HEAD:refs/heads/main']);
+    await world.glGit(gl, ['push', '-q', 'origin', 'HEAD:refs/heads/main']);
     // ...while GitHub's main moved elsewhere
     const [before, after] = await pushToGithub('main', { 'github-only.txt': 'made on GitHub\n' });
     const ws = await checkout('refs/heads/main');
@@ -465,7 +410,7 @@ describe('the Action under the runner (node24 dist/index.js)', () => {
     expect(run.outputs).toEqual({ result: 'diverged', 'target-sha': theirs });
     expect(run.stdout).toMatch(/^::error::refbridge: refs\/heads\/main has diverged/m);
     expect(run.stdout).toContain('refbridge sync');
-    expect((await lsRemote('gitlab'))['refs/heads/main']).toBe(theirs);
+    expect((await world.lsRemote('gitlab'))['refs/heads/main']).toBe(theirs);
     expect(run.summary).toContain('<td>diverged</td>');
     await expectNoCanary(run);
   });

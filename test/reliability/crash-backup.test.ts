@@ -2,22 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { RunTiming, inProcessRun, killedRun, newCrashFigures } from '../support/reliability-crash.js';
-import { ArgvSampler, LeakCheck } from '../support/reliability-leaks.js';
+import { CrashSuite, jsonOf } from '../support/reliability-crash.js';
 import {
-  CANARY,
   bareReposUnder,
   branchesAndTags,
   deleteRef,
-  envInt,
   fsckProblem,
   gitIn,
   gitLockFiles,
   markPushed,
   reachable,
   refsOf,
-  seededRandom,
-  startWorld,
   writeCommit,
   type World,
 } from '../support/reliability-world.js';
@@ -34,25 +29,19 @@ import {
  *    crash that lost that record leaves the branch: never deletes what it cannot vouch for);
  *  - each checkout is at the default branch's tip and clean;
  *  - `git fsck` passes on every mirror; no lock, pending ref or unreadable state file is left.
- * How kill moments are chosen: reliability-crash.ts. Replay with REFBRIDGE_CRASH_SEED, soak longer
+ * How kill moments are chosen, and the loop around them: reliability-crash.ts. Replay with REFBRIDGE_CRASH_SEED, soak longer
  * with REFBRIDGE_CRASH_ITERATIONS.
  */
 
-const ITERATIONS = envInt('REFBRIDGE_CRASH_ITERATIONS', 30, 100_000);
-const SEED = envInt('REFBRIDGE_CRASH_SEED', Math.floor(Math.random() * 2 ** 31), 2 ** 31);
 const REPOS = ['svc-1', 'svc-2', 'svc-3', 'svc-4'];
+const suite = new CrashSuite('crash-backup', {});
+const { figures, recent } = suite;
 
 let world: World;
 let storage: string;
-let sampler: ArgvSampler | undefined;
-const leaks = new LeakCheck([CANARY.github, CANARY.gitlab]);
-const figures = { ...newCrashFigures(), droppedByUsers: 0 };
-const timing = new RunTiming();
-const recent: string[] = [];
 
 beforeAll(async () => {
-  world = await startWorld({
-    prefix: 'refbridge-crash-backup-',
+  world = await suite.start({
     pairs: [],
     seed: {
       githubRepos: REPOS.map((name) => ({
@@ -68,16 +57,9 @@ beforeAll(async () => {
     },
   });
   storage = join(world.root, 'storage');
-  sampler = new ArgvSampler([CANARY.github, CANARY.gitlab], 5);
 }, 60_000);
 
-afterAll(async () => {
-  const report = await sampler?.stop();
-  process.stdout.write(
-    `[reliability] crash-backup seed=${SEED} iterations=${ITERATIONS} ${JSON.stringify(figures)}${report ? ` argv samples=${report.samples}` : ''}\n`,
-  );
-  await world?.close();
-});
+afterAll(() => suite.close());
 
 const backupArgs = [
   'backup',
@@ -110,14 +92,8 @@ interface BackupJson {
 async function converge(context: string): Promise<void> {
   for (let round = 0; round < 3; round++) {
     figures.convergeRuns++;
-    const r = await inProcessRun(world, [...backupArgs, '--lock', 'skip'], timing, leaks, 'backup');
-    recent.push(`backup -> ${r.code}\n${r.stdout.slice(0, 4000)}\n${r.stderr.slice(0, 4000)}`);
-    let json: BackupJson;
-    try {
-      json = JSON.parse(r.stdout) as BackupJson;
-    } catch {
-      throw new Error(`${context}: no JSON result (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-    }
+    const r = await suite.run([...backupArgs, '--lock', 'skip'], 'backup');
+    const json = jsonOf<BackupJson>(r, context);
     const bad = json.repos.filter((x) => x.status === 'failed' || x.status === 'locked');
     if (r.code === 0 && bad.length === 0 && json.listing.complete) return;
     if (round === 2)
@@ -163,114 +139,78 @@ async function keptCommits(name: string): Promise<Set<string>> {
   return kept;
 }
 
-describe('refbridge backup under SIGKILL', () => {
-  it(`converges after every kill, losing no commit (${ITERATIONS} kills)`, async () => {
-    process.stdout.write(`[reliability] crash-backup: seed ${SEED} (replay: REFBRIDGE_CRASH_SEED=${SEED})\n`);
-    const rnd = seededRandom(SEED);
-    const mustKeep = new Map<string, Set<string>>(REPOS.map((r) => [r, new Set<string>()]));
-    await converge('initial backup');
-
-    for (let i = 0; i < ITERATIONS; i++) {
-      const context = `crash-backup seed ${SEED} iteration ${i + 1}/${ITERATIONS}`;
-      let t = Date.now();
-      await userActions(rnd, i);
-      for (const name of REPOS) {
-        // A commit users drop before refbridge ever saw it is theirs to lose.
-        const now = await keptCommits(name);
-        const keep = mustKeep.get(name)!;
-        for (const c of keep) {
-          if (now.has(c)) continue;
-          keep.delete(c);
-          figures.droppedByUsers++;
-        }
-        for (const c of await reachable(world.githubDir(name))) keep.add(c);
-      }
-      figures.ms.actions += Date.now() - t;
-      t = Date.now();
-      recent.length = 0;
-      const killed = await killedRun(world, [...backupArgs], rnd, timing, figures, leaks, context);
-      recent.push(
-        `killed run after ${killed.durationMs} ms (${killed.signal ?? killed.code}):\n${killed.stderr.slice(0, 3000)}`,
+/**
+ * The checks after converging: each mirror equal to GitHub, GitLab at least at GitHub's tips, the
+ * checkouts at the default branch and clean, fsck clean, no lock, pending ref or unreadable state.
+ */
+async function checkConverged(context: string): Promise<void> {
+  for (const name of REPOS) {
+    const mirror = await mirrorOf(name);
+    if (!mirror) throw new Error(`${context}: no mirror of acme/${name}`);
+    const upstream = Object.fromEntries(await refsOf(world.githubDir(name)));
+    const local = Object.fromEntries([...(await refsOf(mirror))].filter(([ref]) => !ref.startsWith('refs/refbridge/')));
+    if (JSON.stringify(local) !== JSON.stringify(upstream))
+      throw new Error(
+        `${context}: mirror of ${name} differs from GitHub:\n${JSON.stringify({ local, upstream }, null, 1)}\n${recent.join('\n---\n')}`,
       );
-      figures.ms.killed += Date.now() - t;
-      t = Date.now();
-      await converge(context);
-      figures.ms.converge += Date.now() - t;
-      t = Date.now();
-
-      for (const name of REPOS) {
-        const mirror = await mirrorOf(name);
-        if (!mirror) throw new Error(`${context}: no mirror of acme/${name}`);
-        const upstream = Object.fromEntries(await refsOf(world.githubDir(name)));
-        const local = Object.fromEntries(
-          [...(await refsOf(mirror))].filter(([ref]) => !ref.startsWith('refs/refbridge/')),
+    const pending = await refsOf(mirror, 'refs/refbridge/pending/');
+    if (pending.size > 0)
+      throw new Error(`${context}: pending refs left in ${mirror}: ${[...pending.keys()].join(', ')}`);
+    const dest = world.forge.state.gitlabProject(`mirrors/acme/${name}`);
+    if (!dest) throw new Error(`${context}: GitLab mirror mirrors/acme/${name} missing`);
+    const onGitlab = await branchesAndTags(dest.gitDir);
+    for (const [ref, sha] of Object.entries(await branchesAndTags(world.githubDir(name))))
+      if (onGitlab[ref] !== sha)
+        throw new Error(
+          `${context}: GitLab's ${ref} of ${name} is ${onGitlab[ref] ?? 'missing'}, GitHub's ${sha}\n${recent.join('\n---\n')}`,
         );
-        if (JSON.stringify(local) !== JSON.stringify(upstream))
-          throw new Error(
-            `${context}: mirror of ${name} differs from GitHub:\n${JSON.stringify({ local, upstream }, null, 1)}\n${recent.join('\n---\n')}`,
-          );
-        const pending = await refsOf(mirror, 'refs/refbridge/pending/');
-        if (pending.size > 0)
-          throw new Error(`${context}: pending refs left in ${mirror}: ${[...pending.keys()].join(', ')}`);
-        const dest = world.forge.state.gitlabProject(`mirrors/acme/${name}`);
-        if (!dest) throw new Error(`${context}: GitLab mirror mirrors/acme/${name} missing`);
-        const onGitlab = await branchesAndTags(dest.gitDir);
-        for (const [ref, sha] of Object.entries(await branchesAndTags(world.githubDir(name))))
-          if (onGitlab[ref] !== sha)
-            throw new Error(
-              `${context}: GitLab's ${ref} of ${name} is ${onGitlab[ref] ?? 'missing'}, GitHub's ${sha}\n${recent.join('\n---\n')}`,
-            );
-        for (const repo of [mirror, dest.gitDir]) {
-          const fsck = await fsckProblem(repo);
-          if (fsck) throw new Error(`${context}: git fsck of ${repo}: ${fsck}`);
-        }
-        const gitLocks = await gitLockFiles(mirror);
-        if (gitLocks.length > 0) throw new Error(`${context}: git lock files left: ${gitLocks.join(', ')}`);
-        // The checkout beside the mirror: at the default branch's tip, clean, no lock left.
-        const worktree = mirror.slice(0, -'.git'.length);
-        const head = await gitIn(join(worktree, '.git'), ['rev-parse', 'HEAD']);
-        const status = await execa('git', ['status', '--porcelain'], { cwd: worktree });
-        if (head !== upstream['refs/heads/main'] || status.stdout !== '')
-          throw new Error(
-            `${context}: checkout of ${name} at ${head}, status ${JSON.stringify(status.stdout)}\n${recent.join('\n---\n')}`,
-          );
-        const worktreeLocks = await gitLockFiles(join(worktree, '.git'));
-        if (worktreeLocks.length > 0)
-          throw new Error(`${context}: lock files left in the checkout: ${worktreeLocks.join(', ')}`);
-        const kept = await keptCommits(name);
-        const lost = [...mustKeep.get(name)!].filter((c) => !kept.has(c));
-        figures.commitsChecked += mustKeep.get(name)!.size;
-        if (lost.length > 0)
-          throw new Error(
-            `${context}: ${name} lost ${lost.length} commit(s): ${lost.join(', ')}\n${recent.join('\n---\n')}`,
-          );
-      }
-      const locks = (await readdir(join(storage, '.refbridge', 'locks')).catch(() => [] as string[])).filter((f) =>
-        f.endsWith('.lock'),
-      );
-      if (locks.length > 0)
-        throw new Error(`${context}: refbridge locks left after a finished run: ${locks.join(', ')}`);
-      const stateFiles = await readdir(join(storage, '.refbridge'));
-      const state = JSON.parse(await readFile(join(storage, '.refbridge', 'backup-state.json'), 'utf8')) as {
-        repos: object;
-      };
-      expect(Object.keys(state.repos)).toHaveLength(REPOS.length);
-      if (stateFiles.some((f) => f.includes('unreadable')))
-        throw new Error(`${context}: the state file was unreadable after a kill: ${stateFiles.join(', ')}`);
-      figures.ms.checks += Date.now() - t;
+    for (const repo of [mirror, dest.gitDir]) {
+      const fsck = await fsckProblem(repo);
+      if (fsck) throw new Error(`${context}: git fsck of ${repo}: ${fsck}`);
     }
+    const gitLocks = await gitLockFiles(mirror);
+    if (gitLocks.length > 0) throw new Error(`${context}: git lock files left: ${gitLocks.join(', ')}`);
+    // The checkout beside the mirror: at the default branch's tip, clean, no lock left.
+    const worktree = mirror.slice(0, -'.git'.length);
+    const head = await gitIn(join(worktree, '.git'), ['rev-parse', 'HEAD']);
+    const status = await execa('git', ['status', '--porcelain'], { cwd: worktree });
+    if (head !== upstream['refs/heads/main'] || status.stdout !== '')
+      throw new Error(
+        `${context}: checkout of ${name} at ${head}, status ${JSON.stringify(status.stdout)}\n${recent.join('\n---\n')}`,
+      );
+    const worktreeLocks = await gitLockFiles(join(worktree, '.git'));
+    if (worktreeLocks.length > 0)
+      throw new Error(`${context}: lock files left in the checkout: ${worktreeLocks.join(', ')}`);
+  }
+  const locks = (await readdir(join(storage, '.refbridge', 'locks')).catch(() => [] as string[])).filter((f) =>
+    f.endsWith('.lock'),
+  );
+  if (locks.length > 0) throw new Error(`${context}: refbridge locks left after a finished run: ${locks.join(', ')}`);
+  const stateFiles = await readdir(join(storage, '.refbridge'));
+  const state = JSON.parse(await readFile(join(storage, '.refbridge', 'backup-state.json'), 'utf8')) as {
+    repos: object;
+  };
+  expect(Object.keys(state.repos)).toHaveLength(REPOS.length);
+  if (stateFiles.some((f) => f.includes('unreadable')))
+    throw new Error(`${context}: the state file was unreadable after a kill: ${stateFiles.join(', ')}`);
+}
+
+describe('refbridge backup under SIGKILL', () => {
+  it(`converges after every kill, losing no commit (${suite.iterations} kills)`, async () => {
+    await converge('initial backup');
+    await suite.killLoop({
+      names: REPOS,
+      userActions,
+      // A commit users drop before refbridge ever saw it is theirs to lose.
+      onForge: (name) => reachable(world.githubDir(name)),
+      kept: keptCommits,
+      args: () => backupArgs,
+      converge,
+      check: checkConverged,
+      explainLoss: (_name, lost) => `${lost.join(', ')}\n${recent.join('\n---\n')}`,
+    });
   }, 900_000);
 
-  it('leaks no token: outputs, mirrors, state, argv of every process while the runs went on', async () => {
-    await leaks.tree(world.root);
-    const report = await sampler!.stop();
-    sampler = undefined;
-    leaks.sampler(report, 'crash-backup');
-    process.stdout.write(
-      `[reliability] crash-backup argv sampler: ${report.samples} samples, ${report.processes} processes, ${report.gitNetworkProcesses} git network processes\n`,
-    );
-    expect(report.samples).toBeGreaterThan(10);
-    expect(report.gitNetworkProcesses).toBeGreaterThan(0);
-    expect(leaks.describe()).toBeUndefined();
-  });
+  it('leaks no token: outputs, mirrors, state, argv of every process while the runs went on', () =>
+    suite.expectNoLeaks());
 });

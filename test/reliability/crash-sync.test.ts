@@ -1,27 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ArgvSampler, LeakCheck } from '../support/reliability-leaks.js';
+import { CrashSuite, jsonOf, type InProcessRun } from '../support/reliability-crash.js';
 import {
-  RunTiming,
-  inProcessRun,
-  killedRun,
-  newCrashFigures,
-  type InProcessRun,
-} from '../support/reliability-crash.js';
-import {
-  CANARY,
   bareReposUnder,
   branchesAndTags,
   deleteRef,
-  envInt,
   fsckProblem,
   gitIn,
   gitLockFiles,
   reachable,
   refsOf,
-  seededRandom,
-  startWorld,
   writeCommit,
   type World,
 } from '../support/reliability-world.js';
@@ -35,66 +24,41 @@ import {
  *  - `git fsck` passes on every cache repo, and no git or refbridge lock is left behind;
  *  - both sides hold the same branches and tags.
  * Now and then the kill lands on a brand-new cache (as for a newly added pair). How kill moments
- * are chosen: reliability-crash.ts. Replay a failure with REFBRIDGE_CRASH_SEED; run a longer soak
+ * are chosen, and the loop around them: reliability-crash.ts. Replay a failure with REFBRIDGE_CRASH_SEED; run a longer soak
  * with REFBRIDGE_CRASH_ITERATIONS.
  */
 
-const ITERATIONS = envInt('REFBRIDGE_CRASH_ITERATIONS', 30, 100_000);
-const SEED = envInt('REFBRIDGE_CRASH_SEED', Math.floor(Math.random() * 2 ** 31), 2 ** 31);
 const PAIRS = ['alpha', 'beta', 'gamma'];
+const suite = new CrashSuite('crash-sync', { freshCaches: 0, resolves: 0 });
+const { figures, recent } = suite;
 
 let world: World;
-let sampler: ArgvSampler | undefined;
-const leaks = new LeakCheck([CANARY.github, CANARY.gitlab]);
 let cacheDir = '';
 const cacheDirs: string[] = [];
-const figures = { ...newCrashFigures(), freshCaches: 0, resolves: 0, droppedByUsers: 0 };
 
 beforeAll(async () => {
-  world = await startWorld({
-    prefix: 'refbridge-crash-sync-',
+  world = await suite.start({
     pairs: PAIRS,
     gitlabContent: () => ({ protectDefaultBranch: false }),
     config: { defaults: { rewrites: 'allow' } },
   });
-  sampler = new ArgvSampler([CANARY.github, CANARY.gitlab], 5);
   cacheDir = world.cacheDir;
   cacheDirs.push(cacheDir);
 }, 60_000);
 
-afterAll(async () => {
-  await sampler?.stop();
-  process.stdout.write(`[reliability] crash-sync seed=${SEED} iterations=${ITERATIONS} ${JSON.stringify(figures)}
-`);
-  await world?.close();
-});
+afterAll(() => suite.close());
 
 function syncArgs(...extra: string[]): string[] {
   return ['sync', '--config', world.configPath, '--cache', cacheDir, '--json', ...extra];
 }
 
-const timing = new RunTiming();
-
-/** Output of the runs of the current iteration, for failure messages. */
-const recent: string[] = [];
-
-async function run(args: string[]): Promise<InProcessRun> {
-  const r = await inProcessRun(world, args, timing, leaks, `sync ${args.slice(5).join(' ')}`);
-  recent.push(`sync ${args.slice(5).join(' ')} -> ${r.code}\n${r.stdout.slice(0, 3000)}\n${r.stderr.slice(0, 3000)}`);
-  return r;
+function run(args: string[]): Promise<InProcessRun> {
+  return suite.run(args, `sync ${args.slice(5).join(' ')}`);
 }
 
 interface SyncJson {
   exitCode: number;
   pairs: { pair: string; status: string; error?: string; refs: { ref: string; status: string }[] }[];
-}
-
-function parse(r: InProcessRun, context: string): SyncJson {
-  try {
-    return JSON.parse(r.stdout) as SyncJson;
-  } catch {
-    throw new Error(`${context}: no JSON result (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
-  }
 }
 
 /** Plays 1-3 user actions on random pairs. */
@@ -155,7 +119,7 @@ async function converge(context: string): Promise<void> {
   for (let round = 0; round < 4; round++) {
     figures.convergeRuns++;
     const r = await run(syncArgs('--lock', 'skip'));
-    const json = parse(r, `${context}, converge run ${round + 1}`);
+    const json = jsonOf<SyncJson>(r, `${context}, converge run ${round + 1}`);
     const bad = json.pairs.filter((p) => p.status === 'failed' || p.status === 'locked');
     if (bad.length > 0) {
       throw new Error(
@@ -203,84 +167,48 @@ async function explainLoss(pair: string, lost: readonly string[]): Promise<strin
   return lines.join('\n');
 }
 
+/** The checks after converging, for every pair: both sides equal, a clean cache, no lock left. */
+async function checkConverged(context: string): Promise<void> {
+  for (const pair of PAIRS) {
+    const gh = await branchesAndTags(world.githubDir(pair));
+    const gl = await branchesAndTags(world.gitlabDir(pair));
+    if (JSON.stringify(gh) !== JSON.stringify(gl)) throw new Error(`${context}: ${pair} differs after converging`);
+    const cache = await cacheRepoOf(pair);
+    if (!cache) throw new Error(`${context}: no cache repo for ${pair}`);
+    const fsck = await fsckProblem(cache);
+    if (fsck) throw new Error(`${context}: git fsck of ${cache}: ${fsck}`);
+    const locks = await gitLockFiles(cache);
+    if (locks.length > 0) throw new Error(`${context}: git lock files left: ${locks.join(', ')}`);
+  }
+  const leftLocks = (await readdir(join(cacheDir, 'pairs'))).filter((f) => f.endsWith('.lock'));
+  if (leftLocks.length > 0)
+    throw new Error(`${context}: refbridge locks left after a finished run: ${leftLocks.join(', ')}`);
+}
+
 describe('refbridge sync under SIGKILL', () => {
-  it(`converges after every kill, losing no commit (${ITERATIONS} kills)`, async () => {
-    process.stdout.write(`[reliability] crash-sync: seed ${SEED} (replay: REFBRIDGE_CRASH_SEED=${SEED})\n`);
-    const rnd = seededRandom(SEED);
-    const mustKeep = new Map<string, Set<string>>(PAIRS.map((p) => [p, new Set<string>()]));
+  it(`converges after every kill, losing no commit (${suite.iterations} kills)`, async () => {
     await converge('initial sync');
-
-    for (let i = 0; i < ITERATIONS; i++) {
-      const context = `crash-sync seed ${SEED} iteration ${i + 1}/${ITERATIONS}`;
-      let t = Date.now();
-      await userActions(rnd, i);
-      for (const pair of PAIRS) {
-        // What the users themselves just dropped (a force push or deletion on both sides) is
-        // theirs to lose; refbridge answers for everything that existed when its run started.
-        const now = await keptCommits(pair);
-        const keep = mustKeep.get(pair)!;
-        for (const c of keep) {
-          if (now.has(c)) continue;
-          keep.delete(c);
-          figures.droppedByUsers++;
+    await suite.killLoop({
+      names: PAIRS,
+      userActions,
+      onForge: forgeCommits,
+      kept: keptCommits,
+      beforeKill: (rnd, i) => {
+        if (i > 0 && rnd() < 0.1) {
+          // A new cache (as for a newly added pair): the kill may land while it is being created.
+          cacheDir = join(world.root, `cache-${i}`);
+          cacheDirs.push(cacheDir);
+          figures.freshCaches++;
         }
-        for (const c of await forgeCommits(pair)) keep.add(c);
-      }
-
-      if (i > 0 && rnd() < 0.1) {
-        // A new cache (as for a newly added pair): the kill may land while it is being created.
-        cacheDir = join(world.root, `cache-${i}`);
-        cacheDirs.push(cacheDir);
-        figures.freshCaches++;
-      }
-      figures.ms.actions += Date.now() - t;
-      t = Date.now();
-      recent.length = 0;
-      const killed = await killedRun(world, syncArgs(), rnd, timing, figures, leaks, context);
-      recent.push(
-        `killed run after ${killed.durationMs} ms (${killed.signal ?? killed.code}):\n${killed.stdout.slice(0, 3000)}\n${killed.stderr.slice(0, 3000)}`,
-      );
-      figures.ms.killed += Date.now() - t;
-      t = Date.now();
-      await converge(context);
-      figures.ms.converge += Date.now() - t;
-      t = Date.now();
-
-      for (const pair of PAIRS) {
-        const gh = await branchesAndTags(world.githubDir(pair));
-        const gl = await branchesAndTags(world.gitlabDir(pair));
-        if (JSON.stringify(gh) !== JSON.stringify(gl)) throw new Error(`${context}: ${pair} differs after converging`);
-        const cache = await cacheRepoOf(pair);
-        if (!cache) throw new Error(`${context}: no cache repo for ${pair}`);
-        const fsck = await fsckProblem(cache);
-        if (fsck) throw new Error(`${context}: git fsck of ${cache}: ${fsck}`);
-        const locks = await gitLockFiles(cache);
-        if (locks.length > 0) throw new Error(`${context}: git lock files left: ${locks.join(', ')}`);
-        const kept = await keptCommits(pair);
-        const lost = [...mustKeep.get(pair)!].filter((c) => !kept.has(c));
-        figures.commitsChecked += mustKeep.get(pair)!.size;
-        if (lost.length > 0)
-          throw new Error(`${context}: ${pair} lost ${lost.length} commit(s):\n${await explainLoss(pair, lost)}`);
-      }
-      const leftLocks = (await readdir(join(cacheDir, 'pairs'))).filter((f) => f.endsWith('.lock'));
-      if (leftLocks.length > 0)
-        throw new Error(`${context}: refbridge locks left after a finished run: ${leftLocks.join(', ')}`);
-      figures.ms.checks += Date.now() - t;
-    }
+      },
+      args: () => syncArgs(),
+      converge,
+      check: checkConverged,
+      explainLoss,
+    });
     for (const dir of cacheDirs)
       for (const repo of await bareReposUnder(dir)) expect(await fsckProblem(repo)).toBeUndefined();
   }, 600_000);
 
-  it('leaks no token: outputs, cache files, argv of every process while the runs went on', async () => {
-    await leaks.tree(world.root);
-    const report = await sampler!.stop();
-    leaks.sampler(report, 'crash-sync');
-    sampler = undefined;
-    process.stdout.write(
-      `[reliability] crash-sync argv sampler: ${report.samples} samples, ${report.processes} processes, ${report.gitNetworkProcesses} git network processes\n`,
-    );
-    expect(report.samples).toBeGreaterThan(10);
-    expect(report.gitNetworkProcesses).toBeGreaterThan(0);
-    expect(leaks.describe()).toBeUndefined();
-  });
+  it('leaks no token: outputs, cache files, argv of every process while the runs went on', () => suite.expectNoLeaks());
 });
