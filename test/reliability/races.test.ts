@@ -72,6 +72,7 @@ const parentOf = (pid) => {
 };
 let samples = 0, withWork = 0, withBoth = 0;
 const fights = [];
+parentPort.postMessage({ ready: true });
 while (Atomics.load(shared, 0) === 0) {
   const a = Atomics.load(shared, 1), b = Atomics.load(shared, 2);
   const owners = new Map();
@@ -107,14 +108,25 @@ class PairMonitor {
   private readonly shared = new Int32Array(new SharedArrayBuffer(12));
   private readonly worker: Worker;
   private readonly result: Promise<{ samples: number; withWork: number; withBoth: number; fights: string[] }>;
+  /** Resolves once the worker samples: a loaded machine can take longer to start it than a short child lives. */
+  readonly ready: Promise<void>;
 
   constructor(pairsDir: string) {
     this.worker = new Worker(MONITOR_SOURCE, {
       eval: true,
       workerData: { shared: this.shared.buffer, root: pairsDir.endsWith('/') ? pairsDir : `${pairsDir}/` },
     });
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once('message', () => resolve());
+      this.worker.once('error', reject);
+    });
     this.result = new Promise((resolve, reject) => {
-      this.worker.once('message', resolve);
+      this.worker.on(
+        'message',
+        (m: { ready?: boolean; samples: number; withWork: number; withBoth: number; fights: string[] }) => {
+          if (!m.ready) resolve(m);
+        },
+      );
       this.worker.once('error', reject);
     });
   }
@@ -167,6 +179,7 @@ describe('two refbridge sync processes at once, users pushing meanwhile', () => 
     const pairs = join(world.root, 'control', 'pairs');
     await mkdir(join(pairs, 'x.git'), { recursive: true });
     const monitor = new PairMonitor(await realpath(pairs));
+    await monitor.ready;
     const start = () => spawn('sleep', ['0.4'], { cwd: join(pairs, 'x.git') });
     const [a, b] = [start(), start()];
     monitor.watch(a.pid!, b.pid!);
@@ -183,6 +196,7 @@ describe('two refbridge sync processes at once, users pushing meanwhile', () => 
     expect(first.code).toBe(0);
     const pushed: { pair: string; side: 'github' | 'gitlab'; ref: string; sha: string }[] = [];
     const monitor = new PairMonitor(await realpath(join(world.cacheDir, 'pairs')));
+    await monitor.ready;
     const outputs: ChildRun[] = [];
     try {
       for (let round = 0; round < ROUNDS; round++) {
