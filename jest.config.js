@@ -10,6 +10,8 @@ export default {
   resolver: 'ts-jest-resolver',
   moduleNameMapper: {
     '^@refbridge/(core|github|gitlab|cli)$': '<rootDir>/packages/$1/src/index.ts',
+    // Core's subpath entries (package.json exports), named after their modules.
+    '^@refbridge/core/([a-z-]+)$': '<rootDir>/packages/core/src/$1.ts',
   },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.test.json' }],

@@ -159,8 +159,8 @@ export async function daemon(ctx: BenchContext, spec: DaemonSpec): Promise<Scena
     };
     /**
      * A warm in-sync round lists both sides of every pair and does nothing else: one ls-refs POST
-     * per side and pair, and a capability GET per server for the first listings (refbridge then
-     * skips it; the first few run concurrently). Any fetch or push would show as more POSTs.
+     * per side and pair (a GET only where a POST got no v2 answer, which the forge always gives).
+     * Any fetch or push would show as more POSTs.
      */
     const warm = (what: string, sample: Sample, pairs: number): Sample => {
       const listings = 2 * pairs;
@@ -171,7 +171,7 @@ export async function daemon(ctx: BenchContext, spec: DaemonSpec): Promise<Scena
         (sample.pushBytes ?? 0) > 0
       ) {
         throw new Error(
-          `${what}: ${sample.gitRequests} git requests (${sample.gitPosts} POSTs) and ${sample.pushBytes} bytes pushed for ${pairs} pairs in sync; a warm round makes ${listings} ls-refs POSTs, a few capability GETs and no push (is the restored set-up stale? remove bench/.cache/setup)`,
+          `${what}: ${sample.gitRequests} git requests (${sample.gitPosts} POSTs) and ${sample.pushBytes} bytes pushed for ${pairs} pairs in sync; a warm round makes ${listings} ls-refs POSTs and no push (is the restored set-up stale? remove bench/.cache/setup)`,
         );
       }
       return sample;
@@ -314,7 +314,7 @@ export async function daemon(ctx: BenchContext, spec: DaemonSpec): Promise<Scena
       ],
       notes: [
         `Each pair: main, develop, an annotated and a lightweight tag on both sides. A change is one commit on GitHub's main, written into the forge's repo directly (set-up, not timed); sync then fetches it and pushes it to GitLab.`,
-        `An in-sync round lists both sides of every pair: one ls-refs request per side, made in-process, plus a capability request per server at the start (${median(get(N.inSync).map((x) => x.gitRequests ?? NaN))} git requests, ${median(get(N.inSync).map((x) => x.apiCalls ?? NaN))} API calls for ${p} pairs). The CPU of an in-sync round: refbridge and any git processes it started ${formatSeconds(cpu)} (${((cpu / p) * 1000).toFixed(0)} ms per pair), the forge serving the listings on the same two cores ${formatSeconds(forgeCpu)} (${((forgeCpu / p) * 1000).toFixed(0)} ms per pair). Two cores give at most 2 CPU-seconds per second, so these bound the wall time from below.`,
+        `An in-sync round lists both sides of every pair: one ls-refs request per side, made in-process (${median(get(N.inSync).map((x) => x.gitRequests ?? NaN))} git requests, ${median(get(N.inSync).map((x) => x.apiCalls ?? NaN))} API calls for ${p} pairs). The CPU of an in-sync round: refbridge and any git processes it started ${formatSeconds(cpu)} (${((cpu / p) * 1000).toFixed(0)} ms per pair), the forge serving the listings on the same two cores ${formatSeconds(forgeCpu)} (${((forgeCpu / p) * 1000).toFixed(0)} ms per pair). Two cores give at most 2 CPU-seconds per second, so these bound the wall time from below.`,
       ],
       seconds: (Date.now() - started) / 1000,
     };

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import { ConfigError, type ConfigProblem } from '@refbridge/core';
+import { ConfigError, lfsPolicies, type ConfigProblem, type LfsPolicy } from '@refbridge/core';
 
 export interface ActionInputs {
   gitlabUrl: string;
@@ -11,6 +11,7 @@ export interface ActionInputs {
   deletions: 'propagate' | 'ignore';
   force: boolean;
   dryRun: boolean;
+  lfs: LfsPolicy;
 }
 
 /**
@@ -74,6 +75,17 @@ export function readInputs(defaultRepo: string): ActionInputs {
     problems.push({ source, key: 'deletions', message: `must be propagate or ignore, got "${deletionsRaw}"` });
   }
 
+  const lfsRaw = text('lfs') || 'fail';
+  const lfs = lfsPolicies.find((p) => p === lfsRaw);
+  if (lfs === undefined) {
+    problems.push({
+      source,
+      key: 'lfs',
+      message: `must be ${lfsPolicies.join(' or ')}, got "${lfsRaw}"`,
+      hint: 'fail refuses to mirror refs that use Git LFS; pointers mirrors their git data and warns',
+    });
+  }
+
   const inputs: ActionInputs = {
     gitlabUrl,
     gitlabRepo,
@@ -84,6 +96,7 @@ export function readInputs(defaultRepo: string): ActionInputs {
     deletions: deletionsRaw === 'ignore' ? 'ignore' : 'propagate',
     force: bool('force'),
     dryRun: bool('dry-run'),
+    lfs: lfs ?? 'fail',
   };
   if (problems.length > 0)
     throw new ConfigError(problems, 'fix the `with:` block of the refbridge step in your workflow');

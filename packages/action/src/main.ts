@@ -66,6 +66,7 @@ export async function run(): Promise<void> {
       force: inputs.force,
       pushOptions: inputs.skipCi ? ['ci.skip'] : [],
       dryRun: inputs.dryRun,
+      lfs: inputs.lfs,
     });
     setOutputs(result.result, result.targetAfter ?? '');
     core.info(`refbridge: ${event.ref}: ${result.result}${result.dryRun ? ' (dry run)' : ''}: ${result.message}`);

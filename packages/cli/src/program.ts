@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { ExitCode, RefbridgeError } from '@refbridge/core';
+// Only the errors module of core: the barrel would load every engine (yaml, ajv, execa) before
+// argv is read. Each command loads its implementation when it runs (see commands/*-command.ts).
+import { ExitCode, RefbridgeError } from '@refbridge/core/errors';
 import { registerBackup } from './commands/backup-command.js';
 import { registerBootstrap } from './commands/bootstrap-command.js';
 import { registerInit } from './commands/init-command.js';

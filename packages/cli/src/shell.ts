@@ -1,17 +1,13 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import {
-  GitRunner,
-  SecretMasker,
-  UsageError,
-  createLogger,
-  type Forge,
-  type LogLevel,
-  type Logger,
-  type RefbridgeConfig,
-} from '@refbridge/core';
-import { createGithubForge } from '@refbridge/github';
-import { createGitlabForge } from '@refbridge/gitlab';
+// Core's modules one by one, not its barrel: `refbridge mirror` (the CI fast path) runs through
+// this file and must not pay for loading the config, sync and backup engines (yaml, ajv). What
+// only other commands need is imported inside the functions that need it.
+import { ExitCode, UsageError } from '@refbridge/core/errors';
+import { GitRunner } from '@refbridge/core/git-runner';
+import { createLogger, type LogLevel, type Logger } from '@refbridge/core/logger';
+import { SecretMasker } from '@refbridge/core/secret-masker';
+import type { Forge, RefbridgeConfig, ResolvedPair } from '@refbridge/core';
 import type { CliIo } from './program.js';
 
 /**
@@ -53,6 +49,27 @@ function wholeEnv(env: CliIo['env'], name: string): number | undefined {
   return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 
+/** A whole-number flag within [min, max]; anything else is a usage error naming the flag. */
+export function wholeNumber(flag: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+export function positiveInt(flag: string, value: string, max = 10_000): number {
+  return wholeNumber(flag, value, 1, max);
+}
+
+/** A flag that takes one of a few words; the error lists them in the order given. */
+export function oneOf<const T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  const match = choices.find((c) => c === value);
+  if (match !== undefined) return match;
+  const list = `${choices.slice(0, -1).join(', ')} or ${choices.at(-1) ?? ''}`;
+  throw new UsageError(`${flag} must be ${list}, got "${value}"`);
+}
+
 /** Reads the tokens a command needs; reports every missing one at once. */
 export function requireTokens<K extends 'GITHUB_TOKEN' | 'GITLAB_TOKEN'>(
   shell: Shell,
@@ -74,15 +91,56 @@ export function requireTokens<K extends 'GITHUB_TOKEN' | 'GITLAB_TOKEN'>(
   return out;
 }
 
-export function githubForge(shell: Shell, config: Pick<RefbridgeConfig, 'github'>, token: string): Forge {
+/** `--config` (or the file found in the working directory) and the pairs `--pair` names (all if none). */
+export async function loadPairs(
+  io: CliIo,
+  flags: { config?: string | undefined; pair?: readonly string[] | undefined },
+): Promise<{ config: RefbridgeConfig; pairs: readonly ResolvedPair[] }> {
+  const { loadConfig } = await import('@refbridge/core');
+  const config = await loadConfig({
+    ...(flags.config === undefined ? { cwd: io.cwd } : { path: flags.config }),
+    env: io.env,
+  });
+  return { config, pairs: selectPairs(config, flags.pair) };
+}
+
+function selectPairs(config: RefbridgeConfig, names: readonly string[] | undefined): readonly ResolvedPair[] {
+  if (!names || names.length === 0) return config.pairs;
+  const byName = new Map(config.pairs.map((p) => [p.name.toLowerCase(), p]));
+  const unknown = names.filter((n) => !byName.has(n.toLowerCase()));
+  if (unknown.length > 0) {
+    throw new UsageError(
+      `no pair named ${unknown.map((n) => `"${n}"`).join(', ')} in ${config.source}`,
+      `known pairs: ${config.pairs.map((p) => p.name).join(', ') || '(none)'}`,
+    );
+  }
+  // A pair named twice would run twice at once and race for its own lock.
+  return [...new Set(names.map((n) => byName.get(n.toLowerCase())!))];
+}
+
+/** API retry settings a command takes from its flags; unset ones come from the environment. */
+export interface ApiRetry {
+  retries?: number;
+  /** GitHub: the time unit of backoff and Retry-After waits; GitLab: the first backoff. */
+  waitMs?: number;
+}
+
+export async function githubForge(
+  shell: Shell,
+  config: Pick<RefbridgeConfig, 'github'>,
+  token: string,
+  options: ApiRetry = {},
+): Promise<Forge> {
+  const { createGithubForge } = await import('@refbridge/github');
   // GitHub asks for writes at least 1 s apart; a GitHub Enterprise admin (or the test forge) can
   // lower that with REFBRIDGE_GITHUB_WRITE_INTERVAL_MS.
   const writeIntervalMs = wholeEnv(shell.io.env, 'REFBRIDGE_GITHUB_WRITE_INTERVAL_MS');
   // REFBRIDGE_API_RETRY_WAIT_MS: the time unit of API backoff and Retry-After waits (default 1000).
-  const unitMs = wholeEnv(shell.io.env, 'REFBRIDGE_API_RETRY_WAIT_MS');
+  const unitMs = options.waitMs ?? wholeEnv(shell.io.env, 'REFBRIDGE_API_RETRY_WAIT_MS');
   const retry = {
     ...(writeIntervalMs === undefined ? {} : { writeIntervalMs }),
     ...(unitMs === undefined ? {} : { unitMs }),
+    ...(options.retries === undefined ? {} : { retries: options.retries }),
   };
   return createGithubForge({
     webUrl: config.github.url,
@@ -94,16 +152,26 @@ export function githubForge(shell: Shell, config: Pick<RefbridgeConfig, 'github'
   });
 }
 
-export function gitlabForge(shell: Shell, config: Pick<RefbridgeConfig, 'gitlab'>, token: string): Forge {
+export async function gitlabForge(
+  shell: Shell,
+  config: Pick<RefbridgeConfig, 'gitlab'>,
+  token: string,
+  options: ApiRetry = {},
+): Promise<Forge> {
+  const { createGitlabForge } = await import('@refbridge/gitlab');
   // First backoff of API retries when the server sends no Retry-After (default 1000 ms).
-  const baseDelayMs = wholeEnv(shell.io.env, 'REFBRIDGE_API_RETRY_WAIT_MS');
+  const baseDelayMs = options.waitMs ?? wholeEnv(shell.io.env, 'REFBRIDGE_API_RETRY_WAIT_MS');
+  const retry = {
+    ...(baseDelayMs === undefined ? {} : { baseDelayMs }),
+    ...(options.retries === undefined ? {} : { retries: options.retries }),
+  };
   return createGitlabForge({
     webUrl: config.gitlab.url,
     apiUrl: config.gitlab.apiUrl,
     token,
     logger: shell.logger,
     masker: shell.masker,
-    ...(baseDelayMs === undefined ? {} : { retry: { baseDelayMs } }),
+    ...(Object.keys(retry).length === 0 ? {} : { retry }),
   });
 }
 
@@ -111,6 +179,54 @@ export function gitlabForge(shell: Shell, config: Pick<RefbridgeConfig, 'gitlab'
 export function defaultCacheDir(env: CliIo['env']): string {
   const xdg = env['XDG_CACHE_HOME'];
   return join(xdg && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.cache'), 'refbridge');
+}
+
+/** 1 if anything failed, else 3 if anything diverged, else 0 (pairs skipped for a lock are not failures). */
+export function exitCodeFor(results: readonly { status: string }[]): number {
+  if (results.some((r) => r.status === 'failed')) return ExitCode.failure;
+  if (results.some((r) => r.status === 'diverged')) return ExitCode.diverged;
+  return ExitCode.ok;
+}
+
+/**
+ * Writes to stdout, masked: results carry messages from git and the servers, which may echo a
+ * token back.
+ */
+export function printText(shell: Shell, text: string): void {
+  shell.io.stdout(shell.masker.mask(text));
+}
+
+/** The one JSON document `--json` prints, alone on stdout. */
+export function printJson(shell: Shell, value: unknown): void {
+  printText(shell, JSON.stringify(value) + '\n');
+}
+
+/** How a step or ref shows in a dry run's listing: what would be done is the plan. */
+export function statusTag(status: string, dryRun: boolean): string {
+  return dryRun && status === 'planned' ? 'plan' : status;
+}
+
+/** The end of a run's last line. */
+export function dryRunNote(dryRun: boolean): string {
+  return dryRun ? ' (dry run: nothing changed)' : '';
+}
+
+/**
+ * The end of a run: the JSON document with `--json`; else the lines about single pairs or repos,
+ * an empty line, the counts table and a closing line.
+ */
+export function printSummary(
+  shell: Shell,
+  summary: {
+    json: () => unknown;
+    details: string;
+    headers: readonly string[];
+    rows: readonly (readonly string[])[];
+    closing: string;
+  },
+): void {
+  if (shell.json) printJson(shell, summary.json());
+  else printText(shell, `${summary.details}\n${table(summary.headers, summary.rows)}${summary.closing}\n`);
 }
 
 /** Renders rows as an aligned text table. */

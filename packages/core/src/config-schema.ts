@@ -17,6 +17,7 @@ export const builtinPolicy = {
   refs: { branches: true, tags: true, include: [] as string[], exclude: [] as string[] },
   protectedBranches: { temporarilyAllowForcePush: false },
   pushOptions: { gitlabCiSkip: false },
+  lfs: 'fail',
 } as const;
 
 export const builtinBootstrap = {
@@ -116,6 +117,12 @@ const policyProperties = {
         default: builtinPolicy.pushOptions.gitlabCiSkip,
       },
     },
+  },
+  lfs: {
+    description:
+      "Refs whose root `.gitattributes` stores files with Git LFS (`filter=lfs`, as `git lfs track` writes). refbridge copies git objects only, never LFS objects. `fail`: do not push such a ref, report it as failed (exit 1) with what to do; the pair's other refs still sync. `pointers`: push the git data, pointer files included, and warn every time; copy the LFS objects yourself (`git lfs fetch --all <source>`, `git lfs push --all <target>`). REFBRIDGE_LFS in the environment overrides this for every pair.",
+    enum: ['fail', 'pointers'],
+    default: builtinPolicy.lfs,
   },
 };
 

@@ -38,6 +38,7 @@ import {
   defaultGitlabUrl,
   pairNamePattern,
 } from './config-schema.js';
+import { lfsPolicies, type LfsPolicy } from './lfs-attributes.js';
 
 export type DivergencePolicy = 'halt-ref' | 'halt-pair';
 export type DeletionPolicy = 'propagate' | 'ignore';
@@ -61,6 +62,8 @@ export interface PairPolicy {
   readonly refs: RefSelection;
   readonly protectedBranches: { readonly temporarilyAllowForcePush: boolean };
   readonly pushOptions: { readonly gitlabCiSkip: boolean };
+  /** Refs that store files with Git LFS: refuse them (`fail`) or push their pointers and warn. */
+  readonly lfs: LfsPolicy;
 }
 
 /** Where a setting came from, for logs such as "GitLab: https://git.corp (from GITLAB_URL)". */
@@ -137,6 +140,8 @@ export const configEnvVars = {
   gitlabApiUrl: 'GITLAB_API_URL',
   botUserGithub: 'MIRROR_BOT_USER_GITHUB',
   botUserGitlab: 'MIRROR_BOT_USER_GITLAB',
+  /** `fail` or `pointers`: the `lfs` policy of every pair, whatever the file says. */
+  lfs: 'REFBRIDGE_LFS',
 } as const;
 
 const ENV_SOURCE = 'environment';
@@ -1053,6 +1058,7 @@ function mergePolicy(base: PairPolicy, over: unknown): PairPolicy {
         bool(protectedBranches.temporarilyAllowForcePush) ?? base.protectedBranches.temporarilyAllowForcePush,
     },
     pushOptions: { gitlabCiSkip: bool(pushOptions.gitlabCiSkip) ?? base.pushOptions.gitlabCiSkip },
+    lfs: oneOf(o.lfs, lfsPolicies) ?? base.lfs,
   };
 }
 
@@ -1099,8 +1105,22 @@ function checkAndResolve(checker: Checker, data: Record<string, unknown>, env: C
     if (user !== undefined && user !== '') botUsers[kind] = user;
   }
 
+  // Like the forge URLs, the environment wins over the file: one run can accept LFS pointers (or
+  // refuse them) without editing a shared file. It applies to every pair, pair keys included.
+  const envLfsRaw = envValue(env, configEnvVars.lfs);
+  const envLfs = oneOf(envLfsRaw, lfsPolicies);
+  if (envLfsRaw !== undefined && envLfs === undefined) {
+    const suggestion = closest(envLfsRaw, lfsPolicies);
+    checker.addEnv(
+      configEnvVars.lfs,
+      `must be ${lfsPolicies.join(' or ')}; got ${show(envLfsRaw)}`,
+      suggestion === undefined ? 'unset it to use the config file' : `did you mean ${suggestion}?`,
+    );
+  }
+  const withEnv = (p: PairPolicy): PairPolicy => (envLfs === undefined ? p : { ...p, lfs: envLfs });
+
   checkGlobs(checker, isRecord(data.defaults) ? data.defaults.refs : undefined, ['defaults', 'refs']);
-  const defaults = mergePolicy(builtin, data.defaults);
+  const defaults = withEnv(mergePolicy(builtin, data.defaults));
   const defaultsSyncNothing = !defaults.refs.branches && !defaults.refs.tags;
   if (defaultsSyncNothing) {
     checker.add(
@@ -1213,7 +1233,7 @@ function checkAndResolve(checker: Checker, data: Record<string, unknown>, env: C
     }
 
     checkGlobs(checker, item.refs, at('refs'));
-    const policy = mergePolicy(defaults, item);
+    const policy = withEnv(mergePolicy(defaults, item));
     if (!policy.refs.branches && !policy.refs.tags && !defaultsSyncNothing) {
       checker.add(
         at('refs'),
@@ -1298,8 +1318,8 @@ export function renderStarterConfig(): string {
 # refbridge.yaml: the GitHub repositories and GitLab projects refbridge keeps in step, and how.
 # Editors with the YAML language server complete and explain every key.
 # Tokens never go in this file: refbridge reads GITHUB_TOKEN and GITLAB_TOKEN from the environment.
-# GITHUB_SERVER_URL, GITHUB_API_URL, GITLAB_URL, GITLAB_API_URL, MIRROR_BOT_USER_GITHUB and
-# MIRROR_BOT_USER_GITLAB in the environment override the matching settings below.
+# GITHUB_SERVER_URL, GITHUB_API_URL, GITLAB_URL, GITLAB_API_URL, MIRROR_BOT_USER_GITHUB,
+# MIRROR_BOT_USER_GITLAB and REFBRIDGE_LFS in the environment override the matching settings below.
 
 github:
   url: https://github.com # GitHub Enterprise: your server's URL; the API URL is derived from it
@@ -1328,6 +1348,7 @@ defaults:
     temporarilyAllowForcePush: false # true: lift force-push protection for one allowed push, then restore it
   pushOptions:
     gitlabCiSkip: false # true: push to GitLab with -o ci.skip, so mirrored commits start no pipeline
+  lfs: fail # Git LFS objects are not copied: fail refuses refs that use LFS; pointers pushes their pointers and warns
 
 pairs:
   - github: acme/widgets # owner/name

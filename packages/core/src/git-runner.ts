@@ -234,6 +234,8 @@ export class GitRunner {
 
   /** Fails with a clear message when git is missing or older than MIN_GIT_VERSION. */
   async ensureVersion(): Promise<void> {
+    // Started alongside, so the first ref listing does not wait for it.
+    void this.probeHttpConfig();
     this.versionChecked ??= (async () => {
       let out: string;
       try {
@@ -321,10 +323,21 @@ export class GitRunner {
     const tls = /^https:/i.test(url);
     const applies = (k: string): boolean => GIT_HTTP_ENV.test(k) || (tls && GIT_TLS_ENV.test(k));
     if (Object.keys(env).some((k) => applies(k) && (env[k] ?? '') !== '')) return false;
-    this.httpConfigChecked ??= this.run(['config', '--null', '--name-only', '--get-regexp', '^(http|url)\\.'], {
-      okExitCodes: [1],
-    }).then(
-      (r) => r.stdout === '',
+    return this.httpConfigChecked ?? this.probeHttpConfig();
+  }
+
+  /** True when git's global and system config have no `http.*` or `url.*` key (exit 1: none). */
+  private probeHttpConfig(): Promise<boolean> {
+    this.httpConfigChecked ??= execa(
+      this.gitPath,
+      ['config', '--null', '--name-only', '--get-regexp', '^(http|url)\\.'],
+      {
+        env: { ...this.baseEnv, LC_ALL: 'C' },
+        reject: false,
+        stdin: 'ignore',
+      },
+    ).then(
+      (r) => r.exitCode === 1 && r.stdout === '',
       () => false,
     );
     return this.httpConfigChecked;

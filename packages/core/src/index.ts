@@ -25,3 +25,4 @@ export * from './backup-checkout.js';
 export * from './backup-destination.js';
 export * from './backup-engine.js';
 export * from './glob.js';
+export * from './lfs-attributes.js';

@@ -14,7 +14,9 @@
  * - a shallow client may only push when every shallow boundary it would send is already on the
  *   receiver, so history is deepened until the new commits connect to something the target has;
  * - no named remotes (URLs only), credentials only through the runner's environment, temporary refs
- *   removed again, nothing left in `.git/config`.
+ *   removed again, nothing left in `.git/config`;
+ * - LFS objects are not copied: a new tip whose root `.gitattributes` uses `filter=lfs` is refused
+ *   before anything is pushed, or with `lfs: pointers` pushed with a warning (lfs-attributes.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -24,6 +26,16 @@ import type { GitCredential, GitResult, GitRunner, GitRunOptions } from './git-r
 import { redactUrl } from './git-runner.js';
 import type { LsRemoteEntry, PushFlag, PushRefStatus, PushReport } from './git-parsers.js';
 import { isNullObjectId, isObjectId, parsePushPorcelain } from './git-parsers.js';
+import {
+  defaultLfsPolicy,
+  describeLfsLines,
+  findLfsTips,
+  lfsCopyCommands,
+  LfsNotMirroredError,
+  lfsPolicies,
+  type LfsAttributeLine,
+  type LfsPolicy,
+} from './lfs-attributes.js';
 import type { Logger } from './logger.js';
 import { isMirroredRef, listRemoteRefEntries, MIRRORED_REF_PATTERNS } from './remote-refs.js';
 
@@ -63,6 +75,12 @@ export interface MirrorRefOptions {
    * is there (default 8: up to 255 commits).
    */
   maxDeepenRounds?: number;
+  /**
+   * A new tip whose root `.gitattributes` stores files with Git LFS: `fail` (default) refuses to
+   * push it with `LfsNotMirroredError`, since LFS objects are not copied; `pointers` pushes the git
+   * data (pointer files included) and warns.
+   */
+  lfs?: LfsPolicy;
 }
 
 export type MirrorOutcome = 'pushed' | 'created' | 'deleted' | 'up-to-date' | 'skipped' | 'diverged';
@@ -87,6 +105,11 @@ export interface MirrorResult {
   forced?: boolean;
   /** Set when nothing was changed because `dryRun` was asked for; `result` is then the plan. */
   dryRun?: boolean;
+  /**
+   * Set when the new tip stores files with Git LFS and was mirrored as pointer files (`lfs:
+   * pointers`): the `.gitattributes` lines that route files through LFS.
+   */
+  lfsPointers?: readonly LfsAttributeLine[];
 }
 
 /** The ref is not a branch or tag: the platforms hide or refuse the rest, and `HEAD` is never mirrored. */
@@ -178,6 +201,12 @@ function validate(options: MirrorRefOptions): { before: string | undefined } {
   if (before !== undefined && !isObjectId(before)) {
     throw new UsageError(`"before" must be a full object id, got ${JSON.stringify(before)}`, 'omit it when unknown');
   }
+  if (options.lfs !== undefined && !lfsPolicies.includes(options.lfs)) {
+    throw new UsageError(
+      `"lfs" must be ${lfsPolicies.join(' or ')}, got ${JSON.stringify(options.lfs)}`,
+      'fail refuses to mirror refs that use Git LFS; pointers mirrors their git data and warns',
+    );
+  }
   for (const o of options.pushOptions ?? []) {
     if (o === '' || /[\n\0]/.test(o)) {
       throw new UsageError(`invalid push option ${JSON.stringify(o)}`, 'push options are single non-empty lines');
@@ -201,6 +230,19 @@ class RefMirror {
   private roundsUsed = 0;
   private nextDeepen: number | undefined;
   private shallowCache: Set<string> | undefined;
+  /** Where the checkout's `shallow` file is (asked once, with the repository check). */
+  private shallowFile: string | undefined;
+  /**
+   * What this run learned about the checkout's objects. Objects are only ever added during a run,
+   * so a present commit stays present; answers that depend on what is missing (absent commits,
+   * connectivity) hold until the next fetch, which bumps `generation`.
+   */
+  private generation = 0;
+  private readonly present = new Set<string>();
+  private absent = { generation: -1, shas: new Set<string>() };
+  private connectedMemo = new Map<string, boolean>();
+  /** The new tip's LFS lines once looked at (empty: no LFS); undefined: not looked at yet. */
+  private lfsLines: readonly LfsAttributeLine[] | undefined;
 
   constructor(options: MirrorRefOptions) {
     this.o = options;
@@ -212,9 +254,11 @@ class RefMirror {
   }
 
   async run(): Promise<MirrorResult> {
-    await this.git(['rev-parse', '--git-dir'], {
+    const paths = await this.git(['rev-parse', '--git-dir', '--git-path', 'shallow'], {
       hint: 'run the mirror inside the CI checkout (a git repository), e.g. after actions/checkout',
     });
+    const shallowPath = paths.stdout.split('\n')[1]?.trim() || 'shallow';
+    this.shallowFile = isAbsolute(shallowPath) ? shallowPath : join(this.o.workdir, shallowPath);
     if (this.isTag && !isNullObjectId(this.o.after)) await this.preferTagObject();
     const { after } = this.o;
     const targetEntry = await this.targetEntry();
@@ -234,9 +278,18 @@ class RefMirror {
         `would fetch ${short(after)} from the source, then ${T === undefined ? 'create' : 'update'} ${this.ref} on the target if its history allows`,
       );
     }
-    if (T === undefined) return this.create();
-    if (this.isTag) return this.updateTag(targetEntry);
-    return this.updateBranch(T);
+    const outcome =
+      T === undefined
+        ? await this.create()
+        : this.isTag
+          ? await this.updateTag(targetEntry)
+          : await this.updateBranch(T);
+    // A real push passed the LFS check in `deliver`; a dry run reports what that check would say.
+    if (this.dryRun && (outcome.result === 'created' || outcome.result === 'pushed')) await this.checkLfs();
+    if (this.lfsLines !== undefined && this.lfsLines.length > 0 && outcome.targetAfter === after) {
+      outcome.lfsPointers = this.lfsLines;
+    }
+    return outcome;
   }
 
   /**
@@ -570,9 +623,17 @@ class RefMirror {
     const shallow = await this.shallowCommits();
     if (shallow.size === 0) return true;
     const present = await this.presentCommits(targetTips);
-    const input = [this.commitOfAfter(), ...[...present].map((t) => `^${t}`)].join('\n') + '\n';
+    const after = this.commitOfAfter();
+    // The new tip itself a boundary (a depth-1 checkout) and not one of the tips: not connected.
+    if (shallow.has(after) && !present.has(after)) return false;
+    const key = `${this.generation} ${[...present].sort().join(' ')}`;
+    const known = this.connectedMemo.get(key);
+    if (known !== undefined) return known;
+    const input = [after, ...[...present].map((t) => `^${t}`)].join('\n') + '\n';
     const out = await this.output(['rev-list', '--stdin'], { input });
-    return !out.split('\n').some((c) => shallow.has(c));
+    const answer = !out.split('\n').some((c) => shallow.has(c));
+    this.connectedMemo.set(key, answer);
+    return answer;
   }
 
   /** The new tip's history is all here (no shallow boundary reachable from it). */
@@ -630,19 +691,24 @@ class RefMirror {
   /** Makes the new tip (commit or tag object) present; false in a dry run when it is not. */
   private async ensureAfter(): Promise<boolean> {
     const { after } = this.o;
-    const present = await this.output(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
-      input: `${after}\n`,
-    });
-    if (present.endsWith('missing')) {
+    // One query for both: is the new tip here, and which commit is it (tags peeled)?
+    const ask = async (): Promise<string[]> =>
+      (
+        await this.output(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+          input: `${after}\n${after}^{commit}\n`,
+        })
+      ).split('\n');
+    let lines = await ask();
+    if (lines[0]?.endsWith('missing')) {
       if (this.dryRun) return false;
       // Depth 1 in a shallow checkout: a plain fetch of an unrelated commit would bring all its history.
       const shallow = (await this.shallowCommits()).size > 0;
       this.o.logger.info(`${this.ref}: fetching ${short(after)} from the source`);
       await this.fetchSource(shallow ? ['--depth', '1'] : [], after);
+      lines = await ask();
     }
-    const peeled = await this.git(['rev-parse', '--verify', '--quiet', `${after}^{commit}`], { okExitCodes: [1] });
-    const commit = peeled.stdout.trim();
-    if (peeled.exitCode !== 0 || !isObjectId(commit)) {
+    const [commit, type] = (lines[1] ?? '').split(' ');
+    if (type !== 'commit' || commit === undefined || !isObjectId(commit)) {
       throw new RefbridgeError(`${short(after)} (${this.ref}) does not point to a commit`, {
         hint: 'refbridge mirrors branches and tags of commits only',
       });
@@ -656,8 +722,17 @@ class RefMirror {
     return this.afterCommit;
   }
 
-  private async fetchSource(extra: readonly string[], want: string): Promise<void> {
-    const { source } = this.o;
+  /**
+   * The one way the checkout fetches, from either side: only what was asked for (no tags,
+   * FETCH_HEAD, submodules or gc), retried on transient failures since a fetch is safe to repeat.
+   * Any fetch can move the shallow boundary, so the cached list is dropped.
+   */
+  private async fetchFrom(
+    endpoint: MirrorEndpoint,
+    extra: readonly string[],
+    refspec: string,
+    hint: string,
+  ): Promise<void> {
     await this.git(
       [
         'fetch',
@@ -667,16 +742,26 @@ class RefMirror {
         '--no-auto-gc',
         ...extra,
         '--',
-        source.url,
-        want,
+        endpoint.url,
+        refspec,
       ],
       {
-        ...(source.credentials ? { credentials: source.credentials } : {}),
-        hint: 'check that the source URL and token can read the repository and that the pushed commit still exists there',
+        ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
+        hint,
         retryTransient: true,
       },
     );
     this.shallowCache = undefined;
+    this.generation++;
+  }
+
+  private async fetchSource(extra: readonly string[], want: string): Promise<void> {
+    await this.fetchFrom(
+      this.o.source,
+      extra,
+      want,
+      'check that the source URL and token can read the repository and that the pushed commit still exists there',
+    );
   }
 
   /**
@@ -688,24 +773,12 @@ class RefMirror {
     const tmp = `refs/refbridge/tmp/${randomBytes(6).toString('hex')}`;
     this.o.logger.info(`${this.ref}: fetching the target's ${remoteRef} to compare histories`);
     try {
-      await this.git(
-        [
-          'fetch',
-          '--no-tags',
-          '--no-write-fetch-head',
-          '--no-recurse-submodules',
-          '--no-auto-gc',
-          '--',
-          target.url,
-          `+${remoteRef}:${tmp}`,
-        ],
-        {
-          ...(target.credentials ? { credentials: target.credentials } : {}),
-          hint: 'check that the target URL and token can read the repository',
-          retryTransient: true,
-        },
+      await this.fetchFrom(
+        target,
+        [],
+        `+${remoteRef}:${tmp}`,
+        'check that the target URL and token can read the repository',
       );
-      this.shallowCache = undefined;
     } finally {
       await this.git(['update-ref', '-d', tmp]);
     }
@@ -734,6 +807,7 @@ class RefMirror {
    * boundary, complete the history and push again. Returns the ref's push flag.
    */
   private async deliver(expect: string | undefined, tips: readonly string[], pushFirst: boolean): Promise<PushFlag> {
+    await this.checkLfs();
     const refspec = `${this.o.after}:${this.ref}`;
     const attempt = async (): Promise<PushFlag | 'shallow'> => {
       await this.ensureThinBase(tips);
@@ -750,6 +824,28 @@ class RefMirror {
     flag = await attempt();
     if (flag === 'shallow') throw new Error('internal: shallow rejection of a push from complete history');
     return flag;
+  }
+
+  /**
+   * Refuses (policy `fail`) or warns about (policy `pointers`) a new tip that stores files with Git
+   * LFS: only git objects are pushed, so the target would get pointers without their content. Run
+   * only on the way to a push, once: refs that push nothing cost nothing.
+   */
+  private async checkLfs(): Promise<void> {
+    if (this.lfsLines !== undefined) return;
+    const { after, source, target } = this.o;
+    const found = await findLfsTips(this.o.git, [after], { cwd: this.o.workdir });
+    this.lfsLines = found.get(after) ?? [];
+    if (this.lfsLines.length === 0) return;
+    if ((this.o.lfs ?? defaultLfsPolicy) === 'fail') {
+      this.o.logger.error(`${this.ref}: uses Git LFS; not mirrored (lfs: fail)`);
+      throw new LfsNotMirroredError(this.ref, source.url, target.url, this.lfsLines);
+    }
+    this.o.logger.warn(
+      redactUrl(
+        `${this.ref}: stores files with Git LFS (${describeLfsLines(this.lfsLines)}); mirroring the git data only (lfs: pointers), so the target gets pointer files: copy their content separately (${lfsCopyCommands(source.url, target.url)})`,
+      ),
+    );
   }
 
   /**
@@ -840,8 +936,11 @@ class RefMirror {
 
   private async shallowCommits(): Promise<Set<string>> {
     if (this.shallowCache) return this.shallowCache;
-    const path = await this.output(['rev-parse', '--git-path', 'shallow']);
-    const file = isAbsolute(path) ? path : join(this.o.workdir, path);
+    let file = this.shallowFile;
+    if (file === undefined) {
+      const path = await this.output(['rev-parse', '--git-path', 'shallow']);
+      file = this.shallowFile = isAbsolute(path) ? path : join(this.o.workdir, path);
+    }
     let text = '';
     try {
       text = await readFile(file, 'utf8');
@@ -859,14 +958,18 @@ class RefMirror {
 
   /** The ones among `shas` whose commits (peeling tags) are in the local object store. */
   private async presentCommits(shas: readonly string[]): Promise<Set<string>> {
+    if (this.absent.generation !== this.generation) this.absent = { generation: this.generation, shas: new Set() };
     const unique = [...new Set(shas)];
-    if (unique.length === 0) return new Set();
-    const out = await this.output(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
-      input: unique.map((s) => `${s}^{commit}`).join('\n') + '\n',
-    });
-    // One line per input, in order: "<commit id> commit", or "<input> missing".
-    const lines = out.split('\n');
-    return new Set(unique.filter((_sha, i) => lines[i]?.endsWith(' commit')));
+    const unknown = unique.filter((s) => !this.present.has(s) && !this.absent.shas.has(s));
+    if (unknown.length > 0) {
+      const out = await this.output(['cat-file', '--batch-check=%(objectname) %(objecttype)'], {
+        input: unknown.map((s) => `${s}^{commit}`).join('\n') + '\n',
+      });
+      // One line per input, in order: "<commit id> commit", or "<input> missing".
+      const lines = out.split('\n');
+      unknown.forEach((sha, i) => (lines[i]?.endsWith(' commit') ? this.present : this.absent.shas).add(sha));
+    }
+    return new Set(unique.filter((s) => this.present.has(s)));
   }
 
   private async hasCommit(sha: string): Promise<boolean> {

@@ -5,15 +5,19 @@
  * so two processes per side were most of its cost.
  *
  * Protocol v2 (`ls-refs`, gitprotocol-v2) is asked for, with the server-side prefix filter and
- * peeled tags in the same answer; servers that answer with the v0 advertisement (every ref in
- * the `info/refs` reply) are understood too. Once a server has answered v2, later listings on the
- * same origin go straight to the `ls-refs` POST: the capability advertisement of the GET is the
- * same for every repository of a server, and skipping it halves the round trips.
+ * peeled tags in the same answer. The protocol is stateless over HTTP, so the `ls-refs` POST goes
+ * out straight away, without the capability GET git makes first: one round trip instead of two.
+ * When that POST does not get a v2 answer (a v0-only server, a proxy that drops the Git-Protocol
+ * header), the listing starts again the way git does, with the GET; a server that answers it
+ * with the v0 advertisement (every ref in the `info/refs` reply) is understood too, and its later
+ * listings start with the GET.
  *
  * Failures are reported in git's own words (`fatal: repository '…' not found`, `The requested URL
  * returned error: 503`, `Empty reply from server`), so the runner's retry rules and messages apply
  * unchanged to both transports.
  */
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LsRemoteEntry } from './git-parsers.js';
 import { GitOutputError, isObjectId } from './git-parsers.js';
 
@@ -38,12 +42,12 @@ export class SmartHttpError extends Error {
   }
 }
 
-/** Origins that answered protocol v2 with `ls-refs` in this process. */
-const v2Origins = new Set<string>();
+/** Origins that answered with protocol v0 in this process: their listings start with the GET. */
+const v0Origins = new Set<string>();
 
 /** Forget what was learned about servers (tests that restart a server on the same port). */
 export function forgetSmartHttpServers(): void {
-  v2Origins.clear();
+  v0Origins.clear();
 }
 
 const FLUSH = '0000';
@@ -91,69 +95,125 @@ function repoUrl(url: string): string {
   return url.replace(/\/+$/, '');
 }
 
+/** An HTTP answer, read whole: ref listings are small. */
+interface Answer {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
 /** What git prints for a failed request, so classification and messages match `git ls-remote`. */
-async function failure(response: Response, url: string): Promise<SmartHttpError> {
+function failure(answer: Answer, url: string): SmartHttpError {
   const shown = `${repoUrl(url)}/`;
-  const type = response.headers.get('content-type') ?? '';
   let remote = '';
   // Like git, show a plain-text error body: the platforms explain refusals there.
-  if (type.startsWith('text/plain')) {
-    const text = (await response.text().catch(() => '')).slice(0, 2000);
-    remote = text
+  if (answer.contentType.startsWith('text/plain')) {
+    remote = answer.body
+      .subarray(0, 2000)
+      .toString('utf8')
       .split('\n')
       .map((l) => l.trimEnd())
       .filter(Boolean)
       .slice(0, 10)
       .map((l) => `remote: ${l}\n`)
       .join('');
-  } else {
-    await response.body?.cancel().catch(() => undefined);
   }
-  if (response.status === 404) return new SmartHttpError(`${remote}fatal: repository '${shown}' not found\n`);
-  if (response.status === 401) return new SmartHttpError(`${remote}fatal: Authentication failed for '${shown}'\n`);
+  if (answer.status === 404) return new SmartHttpError(`${remote}fatal: repository '${shown}' not found\n`);
+  if (answer.status === 401) return new SmartHttpError(`${remote}fatal: Authentication failed for '${shown}'\n`);
   return new SmartHttpError(
-    `${remote}fatal: unable to access '${shown}': The requested URL returned error: ${response.status}\n`,
+    `${remote}fatal: unable to access '${shown}': The requested URL returned error: ${answer.status}\n`,
   );
 }
 
 /** A request that got no HTTP answer at all, in curl's words. */
-function transportFailure(error: unknown, url: string, timeoutMs: number | undefined): SmartHttpError {
+function transportFailure(error: unknown, url: string): SmartHttpError {
   const shown = `${repoUrl(url)}/`;
-  const e = error as { name?: string; cause?: { code?: string; message?: string } } | undefined;
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError')
-    return new SmartHttpError(
-      `fatal: unable to access '${shown}': Operation timed out after ${timeoutMs ?? 0} milliseconds\n`,
-    );
-  const code = e?.cause?.code ?? '';
+  const e = error as { code?: string; message?: string } | undefined;
+  const code = e?.code ?? '';
   const why =
-    code === 'ECONNREFUSED'
-      ? 'Failed to connect: Connection refused'
-      : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
-        ? 'Could not resolve host'
-        : code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'UND_ERR_CLOSED'
-          ? 'Empty reply from server'
-          : code.startsWith('ERR_TLS') || /certificate|SSL|TLS/i.test(e?.cause?.message ?? '')
-            ? `SSL certificate problem: ${e?.cause?.message ?? code}`
-            : `Recv failure: ${e?.cause?.message ?? code ?? 'connection failed'}`;
+    code === 'ETIMEDOUT'
+      ? (e?.message ?? 'Operation timed out')
+      : code === 'ECONNREFUSED'
+        ? 'Failed to connect: Connection refused'
+        : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+          ? 'Could not resolve host'
+          : code === 'ECONNRESET' || code === 'EPIPE'
+            ? 'Empty reply from server'
+            : code.startsWith('ERR_TLS') || /certificate|SSL|TLS/i.test(e?.message ?? '')
+              ? `SSL certificate problem: ${e?.message ?? code}`
+              : `Recv failure: ${e?.message ?? 'connection failed'}`;
   return new SmartHttpError(`fatal: unable to access '${shown}': ${why}\n`);
 }
 
-async function request(
+/**
+ * Connections are kept open between listings (the daemon lists two servers' repositories over and
+ * over); idle ones do not keep the process alive.
+ */
+const agents = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new HttpsAgent({ keepAlive: true }) };
+
+/**
+ * One request with node's own HTTP client (loaded with node already; `fetch` would first load its
+ * own client, a visible part of a short CLI run). Redirects are followed as git follows them: a
+ * few, keeping the method and body only for 307/308, and never taking the credentials to another
+ * origin.
+ */
+function request(
   url: string,
   init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
   timeoutMs: number | undefined,
-): Promise<Response> {
-  try {
-    return await fetch(url, {
-      method: init.method,
-      headers: init.headers,
-      ...(init.body === undefined ? {} : { body: init.body }),
-      redirect: 'follow',
-      ...(timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(timeoutMs) }),
-    });
-  } catch (error) {
-    throw transportFailure(error, url, timeoutMs);
-  }
+  redirects = 0,
+): Promise<Answer> {
+  const target = new URL(url);
+  const protocol = target.protocol === 'https:' ? 'https:' : 'http:';
+  const send = protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise<Answer>((resolve, reject) => {
+    const req = send(
+      target,
+      {
+        method: init.method,
+        headers: {
+          ...init.headers,
+          ...(init.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(init.body)) }),
+        },
+        agent: agents[protocol],
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (error) => reject(transportFailure(error, url)));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const location = res.headers.location;
+          if ([301, 302, 303, 307, 308].includes(status) && location !== undefined && redirects < 5) {
+            const next = new URL(location, target);
+            const keep = status === 307 || status === 308;
+            const headers = { ...init.headers };
+            if (next.origin !== target.origin) delete headers['authorization'];
+            const method = keep ? init.method : 'GET';
+            resolve(
+              request(
+                next.href,
+                { method, headers, ...(keep && init.body !== undefined ? { body: init.body } : {}) },
+                timeoutMs,
+                redirects + 1,
+              ),
+            );
+            return;
+          }
+          resolve({ status, contentType: res.headers['content-type'] ?? '', body: Buffer.concat(chunks) });
+        });
+      },
+    );
+    req.on('error', (error) => reject(transportFailure(error, url)));
+    if (timeoutMs !== undefined) {
+      req.setTimeout(timeoutMs, () =>
+        req.destroy(
+          Object.assign(new Error(`Operation timed out after ${timeoutMs} milliseconds`), { code: 'ETIMEDOUT' }),
+        ),
+      );
+    }
+    req.end(init.body);
+  });
 }
 
 function headersFor(options: SmartHttpListOptions): Record<string, string> {
@@ -263,15 +323,14 @@ async function lsRefs(url: string, options: SmartHttpListOptions): Promise<LsRem
     },
     options.timeoutMs,
   );
-  if (!response.ok) throw await failure(response, url);
-  const type = response.headers.get('content-type') ?? '';
+  if (response.status !== 200) throw failure(response, url);
+  const type = response.contentType;
   if (type !== 'application/x-git-upload-pack-result') {
-    await response.body?.cancel().catch(() => undefined);
     throw new SmartHttpError(
       `fatal: unable to access '${repoUrl(url)}/': the server answered ls-refs with ${type || 'no content type'}\n`,
     );
   }
-  return parseLsRefs(readPktLines(Buffer.from(await response.arrayBuffer()), 'ls-remote'));
+  return parseLsRefs(readPktLines(response.body, 'ls-remote'));
 }
 
 function originOf(url: string): string {
@@ -284,15 +343,15 @@ function originOf(url: string): string {
  */
 export async function listRefsOverHttp(url: string, options: SmartHttpListOptions): Promise<LsRemoteEntry[]> {
   const origin = originOf(url);
-  if (v2Origins.has(origin)) {
+  if (!v0Origins.has(origin)) {
     try {
       return await lsRefs(url, options);
     } catch (error) {
-      // Authentication and not-found answers mean the same with or without the GET; anything
-      // else may be a server that changed (a proxy in front, a downgrade): ask again from the start.
+      // Authentication and not-found answers mean the same with or without the GET. Anything else
+      // (a v0-only server, a proxy that drops the Git-Protocol header, a failed request) is asked
+      // again the way git asks, from the start.
       if (error instanceof SmartHttpError && /not found|Authentication failed|error: 403/.test(error.stderr))
         throw error;
-      v2Origins.delete(origin);
     }
   }
   const response = await request(
@@ -300,14 +359,13 @@ export async function listRefsOverHttp(url: string, options: SmartHttpListOption
     { method: 'GET', headers: headersFor(options) },
     options.timeoutMs,
   );
-  if (!response.ok) throw await failure(response, url);
-  const type = response.headers.get('content-type') ?? '';
+  if (response.status !== 200) throw failure(response, url);
+  const type = response.contentType;
   if (type !== 'application/x-git-upload-pack-advertisement') {
-    await response.body?.cancel().catch(() => undefined);
     // What git says when a URL serves something else (a web page, a dumb server).
     throw new SmartHttpError(`fatal: repository '${repoUrl(url)}/' not found\n`);
   }
-  const lines = readPktLines(Buffer.from(await response.arrayBuffer()), 'ls-remote');
+  const lines = readPktLines(response.body, 'ls-remote');
   let at = 0;
   if (typeof lines[0] === 'string' && lines[0].startsWith('# service=')) {
     at = lines.indexOf(null, 1) + 1;
@@ -316,16 +374,14 @@ export async function listRefsOverHttp(url: string, options: SmartHttpListOption
   if (lines[at] === 'version 2') {
     const capabilities = [];
     for (let i = at + 1; i < lines.length && lines[i] !== null; i++) capabilities.push(lines[i]);
-    if (capabilities.some((c) => typeof c === 'string' && (c === 'ls-refs' || c.startsWith('ls-refs=')))) {
-      const entries = await lsRefs(url, options);
-      v2Origins.add(origin);
-      return entries;
-    }
+    if (capabilities.some((c) => typeof c === 'string' && (c === 'ls-refs' || c.startsWith('ls-refs='))))
+      return lsRefs(url, options);
     throw new SmartHttpError(
       `fatal: unable to access '${repoUrl(url)}/': the server speaks protocol v2 without ls-refs\n`,
     );
   }
   const entries = parseV0(lines.slice(at));
+  v0Origins.add(origin);
   return options.prefixes.length === 0
     ? entries
     : entries.filter((e) => options.prefixes.some((p) => e.ref.startsWith(p)));

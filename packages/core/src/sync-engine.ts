@@ -3,6 +3,7 @@ import { LockedError, RefbridgeError } from './errors.js';
 import type { Forge, ProtectionRule } from './forge.js';
 import type { GitCredential, GitRunner } from './git-runner.js';
 import { parsePushPorcelain, type PushRefStatus } from './git-parsers.js';
+import { describeLfsLines, findLfsTips, lfsCopyCommands, type LfsPolicy } from './lfs-attributes.js';
 import type { Logger } from './logger.js';
 import { clearStaleGitLocks } from './crash-recovery.js';
 import { acquireLock } from './pair-lock.js';
@@ -27,6 +28,8 @@ import {
  * Syncs one pair: snapshot both sides with ls-remote, fetch only what changed into the pair's
  * cache repo, ask the planner, push with leases, and move the base only after a push succeeded.
  * Every tip that gets overwritten or deleted is kept under refs/refbridge/backup/ first.
+ * LFS objects are not copied: a tip that stores files with Git LFS is held back (`lfs: fail`) or
+ * pushed with a warning (`lfs: pointers`), see `checkLfs`.
  */
 
 export interface SyncSide {
@@ -60,6 +63,11 @@ export interface SyncPairOptions {
   resolve?: { refs: readonly string[]; keep: Side };
   /** Opt-in: allow force push on a refusing GitLab protected branch for one push, then restore. */
   temporarilyAllowForcePush?: boolean;
+  /**
+   * A tip to push whose root `.gitattributes` stores files with Git LFS: `fail` (default) does not
+   * push that ref and reports it as failed; `pointers` pushes the git data (pointer files) and warns.
+   */
+  lfs?: LfsPolicy;
   now?: () => Date;
 }
 
@@ -212,6 +220,7 @@ async function syncLocked(options: SyncPairOptions, cache: PairCache, result: Pa
   const outcomes = new Map<string, RefOutcome>();
   for (const action of plan.actions) outcomes.set(action.ref, await describe(action, cache, options));
   result.outcomes = [...plan.actions.map((a) => outcomes.get(a.ref)!), ...unusable];
+  const lfsHeld = await checkLfs(plan.actions, cache, sides, outcomes, options);
 
   if (!options.dryRun) {
     const baseChanges: { ref: string; sha?: string }[] = [];
@@ -224,7 +233,7 @@ async function syncLocked(options: SyncPairOptions, cache: PairCache, result: Pa
     for (const target of ['github', 'gitlab'] as const) {
       const writes = plan.actions.filter(
         (a): a is UpdateAction | DeleteAction =>
-          (a.kind === 'update' && a.to === target) || (a.kind === 'delete' && a.on === target),
+          ((a.kind === 'update' && a.to === target) || (a.kind === 'delete' && a.on === target)) && !lfsHeld.has(a.ref),
       );
       if (writes.length > 0) await pushSide(target, writes, sides[target], cache, outcomes, options);
     }
@@ -295,6 +304,50 @@ async function describe(action: RefAction, cache: PairCache, options: SyncPairOp
       };
     }
   }
+}
+
+/**
+ * Refbridge copies git objects only, so a ref whose new tip stores files with Git LFS would reach
+ * the other side as pointer files without content. With `lfs: fail` such refs are held back and
+ * reported as failed (the others still sync); with `pointers` they are pushed with a warning.
+ * One `cat-file` for every tip of the run, and none when nothing is to be pushed. Returns the refs
+ * held back.
+ */
+async function checkLfs(
+  actions: readonly RefAction[],
+  cache: PairCache,
+  sides: Record<Side, SyncSide>,
+  outcomes: Map<string, RefOutcome>,
+  options: SyncPairOptions,
+): Promise<Set<string>> {
+  const held = new Set<string>();
+  const updates = actions.filter((a): a is UpdateAction => a.kind === 'update');
+  if (updates.length === 0) return held;
+  const found = await findLfsTips(
+    options.git,
+    updates.map((u) => u.sha),
+    { cwd: cache.dir, env: { GIT_DIR: cache.dir } },
+  );
+  for (const u of updates) {
+    const lines = found.get(u.sha);
+    if (lines === undefined) continue;
+    const from = other(u.to);
+    const copy = lfsCopyCommands(sides[from].url, sides[u.to].url);
+    const what = `${from}'s ${short(u.sha)} stores files with Git LFS (${describeLfsLines(lines)})`;
+    if (options.lfs === 'pointers') {
+      options.logger.warn(
+        `${options.name}: ${u.ref}: ${what}; pushing the git data only (lfs: pointers), so ${u.to} gets pointer files: copy their content separately (${copy})`,
+      );
+      continue;
+    }
+    held.add(u.ref);
+    const outcome = outcomes.get(u.ref)!;
+    outcome.status = 'failed';
+    outcome.detail = `${outcome.detail} — not pushed: ${what}, and refbridge copies git objects only, not LFS objects: ${u.to} would get pointer files whose content is missing`;
+    outcome.repair = `copy the LFS objects separately (${copy}), then set \`lfs: pointers\` on pair ${options.name} in the config (or REFBRIDGE_LFS=pointers) and run refbridge sync --pair ${options.name}`;
+    options.logger.error(`${options.name}: ${u.ref}: ${outcome.detail}`);
+  }
+  return held;
 }
 
 function repairCommand(pair: string, ref: string): string {

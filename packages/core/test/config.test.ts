@@ -159,6 +159,7 @@ describe('a full config', () => {
       refs: { branches: true, tags: true, include: [], exclude: ['wip/*', 'dependabot/*'] },
       protectedBranches: { temporarilyAllowForcePush: false },
       pushOptions: { gitlabCiSkip: true },
+      lfs: 'fail',
     });
     expect(config.bootstrap).toEqual({
       github: { visibility: 'internal' },
@@ -517,6 +518,7 @@ describe('the JSON Schema', () => {
         temporarilyAllowForcePush: props.protectedBranches.properties.temporarilyAllowForcePush.default,
       },
       pushOptions: { gitlabCiSkip: props.pushOptions.properties.gitlabCiSkip.default },
+      lfs: props.lfs.default,
     }).toEqual(defaultPairPolicy());
   });
 

@@ -88,14 +88,11 @@ describe('in-process listing answers what git ls-remote answers', () => {
     );
   });
 
-  it('asks for the capabilities once per server, then only posts ls-refs', async () => {
+  it('posts ls-refs straight away: one request per listing', async () => {
     const git = runner();
     await git.lsRemote(url, { patterns: ['refs/heads/*'], credentials: creds });
     await git.lsRemote(url, { patterns: ['refs/tags/*'], credentials: creds });
-    await git.lsRemote(url, { patterns: ['refs/tags/*'], credentials: creds });
     expect(gitRequests()).toEqual([
-      { method: 'GET', route: 'GET info/refs?service=git-upload-pack' },
-      { method: 'POST', route: 'POST git-upload-pack' },
       { method: 'POST', route: 'POST git-upload-pack' },
       { method: 'POST', route: 'POST git-upload-pack' },
     ]);
@@ -132,8 +129,17 @@ describe('a server that answers protocol v0', () => {
     const credentials = [{ url: proxyUrl, username: 'x-access-token', token: TOKEN }];
     const viaGit = await runner({ REFBRIDGE_GIT_HTTP: 'git' }).lsRemote(url, { ...options, credentials: creds });
     forge.state.requestLog.length = 0;
-    expect(await runner().lsRemote(proxyUrl, { ...options, credentials })).toEqual(viaGit);
-    // v0 has no shortcut and no ls-refs: the advertisement is the answer.
+    forgetSmartHttpServers();
+    const git = runner();
+    expect(await git.lsRemote(proxyUrl, { ...options, credentials })).toEqual(viaGit);
+    // The ls-refs POST gets no v2 answer, so the listing starts again with the GET, whose v0
+    // advertisement is the answer; later listings of that server start with the GET.
+    expect(gitRequests()).toEqual([
+      { method: 'POST', route: 'POST git-upload-pack' },
+      { method: 'GET', route: 'GET info/refs?service=git-upload-pack' },
+    ]);
+    forge.state.requestLog.length = 0;
+    expect(await git.lsRemote(proxyUrl, { ...options, credentials })).toEqual(viaGit);
     expect(gitRequests()).toEqual([{ method: 'GET', route: 'GET info/refs?service=git-upload-pack' }]);
   });
 });
@@ -164,9 +170,12 @@ describe('failures read like git', () => {
   });
 
   it('retries a 503 and a dropped connection like git does, then answers', async () => {
+    // POST dropped -> the GET is asked (503) -> retry 1: POST dropped again -> GET fine -> POST 503
+    // -> retry 2: POST answers.
     forge.faults.set([
       { kind: 'git', route: 'info/refs', fault: 'status', status: 503, nth: 1 },
-      { kind: 'git', route: 'POST git-upload-pack', fault: 'drop', nth: 1 },
+      { kind: 'git', route: 'POST git-upload-pack', fault: 'drop', nth: 1, times: 2 },
+      { kind: 'git', route: 'POST git-upload-pack', fault: 'status', status: 503, nth: 3 },
     ]);
     const warnings: string[] = [];
     const git = new GitRunner({
@@ -183,7 +192,8 @@ describe('failures read like git', () => {
     expect(entries.map((e) => e.ref)).toContain('refs/heads/main');
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toMatch(/returned error: 503\); retry 1 of 3/);
-    expect(warnings[1]).toMatch(/Empty reply from server\); retry 2 of 3/);
+    expect(warnings[1]).toMatch(/returned error: 503\); retry 2 of 3/);
+    expect(forge.faults.list().map((r) => r.fired)).toEqual([1, 2, 1]);
   });
 
   it('gives up after the configured retries with the last failure', async () => {
@@ -193,7 +203,8 @@ describe('failures read like git', () => {
       .catch((e: unknown) => e)) as GitCommandError;
     expect(error).toBeInstanceOf(GitCommandError);
     expect(error.stderr).toContain('The requested URL returned error: 502');
-    expect(gitRequests()).toHaveLength(4);
+    // Each of the 4 attempts: the POST, then the GET.
+    expect(gitRequests()).toHaveLength(8);
   });
 });
 

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
-import { open } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { RefbridgeError, renderStarterConfig } from '@refbridge/core';
 import type { CliIo } from '../program.js';
+
+export interface InitFlags {
+  output: string;
+  force?: boolean;
+}
 
 export function registerInit(program: Command, io: CliIo): void {
   program
@@ -10,21 +12,9 @@ export function registerInit(program: Command, io: CliIo): void {
     .description('Write a commented starter refbridge.yaml')
     .option('-o, --output <file>', 'where to write it', 'refbridge.yaml')
     .option('--force', 'overwrite an existing file')
-    .action(async (flags: { output: string; force?: boolean }) => {
-      const path = resolve(io.cwd, flags.output);
-      try {
-        const fh = await open(path, flags.force ? 'w' : 'wx');
-        await fh.writeFile(renderStarterConfig());
-        await fh.close();
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-          throw new RefbridgeError(`${path} already exists`, {
-            hint: 'edit it, or pass --force to overwrite it',
-            exitCode: 2,
-          });
-        }
-        throw error;
-      }
-      io.stdout(`wrote ${path}: add your pairs, then run \`refbridge sync --dry-run\`\n`);
+    .action(async (flags: InitFlags) => {
+      // Loaded only now, so other commands, --help and --version never load the config module.
+      const { runInit } = await import('./init-run.js');
+      await runInit(io, flags);
     });
 }
