@@ -40850,7 +40850,7 @@ var RefMirror = class {
   }
   diverged(T, mergeBase, why, customRepair) {
     const { after, source, target } = this.o;
-    const pair = this.o.pair ?? "<pair>";
+    const pair = this.o.pair ?? "<this pair's name in refbridge.yaml>";
     const src = redactUrl(source.url);
     const dst = redactUrl(target.url);
     const repair = customRepair ?? [

@@ -532,7 +532,8 @@ class RefMirror {
 
   private diverged(T: string, mergeBase: string | undefined, why: string, customRepair?: string): MirrorResult {
     const { after, source, target } = this.o;
-    const pair = this.o.pair ?? '<pair>';
+    // The Action and the GitLab job know the repositories, not what refbridge.yaml calls them.
+    const pair = this.o.pair ?? "<this pair's name in refbridge.yaml>";
     const src = redactUrl(source.url);
     const dst = redactUrl(target.url);
     const repair =
