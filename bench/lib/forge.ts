@@ -5,7 +5,8 @@ import { copyRepoContent } from '../../test/forge/src/repo-factory.js';
 import type { SeedSpec } from '../../test/forge/src/seed.js';
 import { startForge, type RunningForge } from '../../test/forge/src/server.js';
 import type { PushLogEntry, RequestLogEntry } from '../../test/forge/src/state.js';
-import { runChecked } from './proc.js';
+import { measure, mustSucceed, runChecked, type Measured, type RunOptions } from './proc.js';
+import type { Sample } from './types.js';
 
 /**
  * The test forge for one scenario, started in the bench process on loopback with its data dir
@@ -112,6 +113,46 @@ export function countRequests(entries: readonly RequestLogEntry[]): {
     git: gitEntries.length,
     gitPosts: gitEntries.filter((e) => e.method === 'POST').length,
     gitTransfers: gitEntries.filter((e) => /pack/.test(e.route)).length,
+  };
+}
+
+export interface ForgeMeasured {
+  /** The measured run (its stdout holds the command's --json). */
+  measured: Measured;
+  /** Time, memory, CPU and the API and git requests the forge saw meanwhile. */
+  sample: Sample;
+  counts: ReturnType<typeof countRequests>;
+  /** Request bodies of the pushes the forge received meanwhile. */
+  pushBytes: number;
+}
+
+/**
+ * Measures one command against the bench forge and counts what the forge saw while it ran. The
+ * command must succeed: a failed run is not a data point. `sample` has the fields every scenario
+ * reports; the others are there for a scenario to add to it.
+ */
+export async function measureOnForge(
+  bench: BenchForge,
+  what: string,
+  cmd: string,
+  args: readonly string[],
+  options: RunOptions = {},
+): Promise<ForgeMeasured> {
+  const mark = bench.mark();
+  const m = mustSucceed(what, await measure(cmd, args, options));
+  const counts = countRequests(bench.requestsSince(mark));
+  return {
+    measured: m,
+    sample: {
+      seconds: m.seconds,
+      peakRssBytes: m.peakRssBytes,
+      cpuSeconds: m.cpuSeconds,
+      forgeCpuSeconds: m.forgeCpuSeconds,
+      apiCalls: counts.api,
+      gitRequests: counts.git,
+    },
+    counts,
+    pushBytes: bench.pushesSince(mark).reduce((n, p) => n + p.bytesReceived, 0),
   };
 }
 

@@ -1,8 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SeedSpec } from '../../test/forge/src/seed.js';
-import { GH_TOKEN, childEnv, countRequests, gitAuthEnv, startBenchForge } from '../lib/forge.js';
-import { measure, mustSucceed } from '../lib/proc.js';
+import { GH_TOKEN, childEnv, gitAuthEnv, measureOnForge, startBenchForge } from '../lib/forge.js';
 import { buildHash, firstRunNote, fixedPorts, restoreSetup, saveSetup, setupKey } from '../lib/setup-cache.js';
 import { formatBytes, formatRatio, formatSeconds, median } from '../lib/stats.js';
 import type { BenchContext, Sample, ScenarioResult, VariantResult } from '../lib/types.js';
@@ -84,33 +83,23 @@ export async function backup(ctx: BenchContext, spec: BackupSpec): Promise<Scena
     const owners = (size: number): string[] => OWNERS.slice(0, sizes.indexOf(size) + 1).flatMap((o) => ['--owner', o]);
 
     const run = async (size: number, expect: 'created' | 'unchanged'): Promise<Sample> => {
-      const mark = bench.mark();
-      const m = mustSucceed(
+      const { measured, sample, counts } = await measureOnForge(
+        bench,
         'refbridge backup',
-        await measure(
-          process.execPath,
-          [ctx.cli, 'backup', '--backup-only', ...owners(size), '--storage', storage, '--json', '--progress', 'off'],
-          { cwd: work, env },
-        ),
+        process.execPath,
+        [ctx.cli, 'backup', '--backup-only', ...owners(size), '--storage', storage, '--json', '--progress', 'off'],
+        { cwd: work, env },
       );
-      const out = JSON.parse(m.stdout) as BackupJson;
+      const out = JSON.parse(measured.stdout) as BackupJson;
       if (out.counts[expect] !== size) {
         throw new Error(`backup over ${size} repos: ${JSON.stringify(out.counts)}, expected ${size} ${expect}`);
       }
-      const counts = countRequests(bench.requestsSince(mark));
       if (expect === 'unchanged' && counts.git > 0) {
         throw new Error(
           `backup re-run over ${size} unchanged repos made ${counts.git} git requests (expected none; is the restored set-up stale? remove bench/.cache/setup)`,
         );
       }
-      return {
-        seconds: m.seconds,
-        peakRssBytes: m.peakRssBytes,
-        cpuSeconds: m.cpuSeconds,
-        forgeCpuSeconds: m.forgeCpuSeconds,
-        apiCalls: counts.api,
-        gitRequests: counts.git,
-      };
+      return sample;
     };
 
     const largest = sizes.at(-1)!;
@@ -155,31 +144,21 @@ export async function backup(ctx: BenchContext, spec: BackupSpec): Promise<Scena
       gitAuthEnv([{ url: bench.forge.urls.github.web, username: 'x-access-token', token: GH_TOKEN }]),
     );
     for (let i = 0; i < spec.baselineRuns; i++) {
-      const mark = bench.mark();
-      const m = mustSucceed(
+      const { sample, counts } = await measureOnForge(
+        bench,
         'full-fetch baseline',
-        await measure(
+        'sh',
+        [
+          '-c',
+          `cd "$1" && ls -d */*.git | xargs -P ${BASELINE_CONCURRENCY} -I{} git -C {} fetch -q origin '+refs/*:refs/*'`,
           'sh',
-          [
-            '-c',
-            `cd "$1" && ls -d */*.git | xargs -P ${BASELINE_CONCURRENCY} -I{} git -C {} fetch -q origin '+refs/*:refs/*'`,
-            'sh',
-            join(storage, hostDir),
-          ],
-          { env: baseEnv },
-        ),
+          join(storage, hostDir),
+        ],
+        { env: baseEnv },
       );
-      const counts = countRequests(bench.requestsSince(mark));
-      baseline.push({
-        seconds: m.seconds,
-        peakRssBytes: m.peakRssBytes,
-        cpuSeconds: m.cpuSeconds,
-        forgeCpuSeconds: m.forgeCpuSeconds,
-        apiCalls: counts.api,
-        gitRequests: counts.git,
-      });
+      baseline.push(sample);
       ctx.log(
-        `backup: full-fetch baseline over ${largest} repos ${formatSeconds(m.seconds)} (${counts.git} git requests)`,
+        `backup: full-fetch baseline over ${largest} repos ${formatSeconds(sample.seconds)} (${counts.git} git requests)`,
       );
     }
 

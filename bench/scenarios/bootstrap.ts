@@ -1,7 +1,6 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GH_TOKEN, GL_TOKEN, childEnv, countRequests, startBenchForge, type BenchForge } from '../lib/forge.js';
-import { measure, mustSucceed } from '../lib/proc.js';
+import { GH_TOKEN, GL_TOKEN, childEnv, measureOnForge, startBenchForge, type BenchForge } from '../lib/forge.js';
 import { formatRatio, formatSeconds, median } from '../lib/stats.js';
 import type { BenchContext, Sample, ScenarioResult, VariantResult } from '../lib/types.js';
 
@@ -69,28 +68,21 @@ export async function bootstrap(ctx: BenchContext, spec: BootstrapSpec): Promise
     const configs = await Promise.all(sets.map((set) => writeConfig(bench, work, set, spec.pairs)));
 
     const runBootstrap = async (config: string, want: string): Promise<Sample> => {
-      const mark = bench.mark();
-      const m = mustSucceed(
+      const { measured, sample, pushBytes } = await measureOnForge(
+        bench,
         'refbridge bootstrap',
-        await measure(process.execPath, [ctx.cli, 'bootstrap', '--config', config, '--json'], { cwd: work, env }),
+        process.execPath,
+        [ctx.cli, 'bootstrap', '--config', config, '--json'],
+        { cwd: work, env },
       );
-      const out = JSON.parse(m.stdout) as BootstrapJson;
+      const out = JSON.parse(measured.stdout) as BootstrapJson;
       for (const p of out.pairs) {
         if (p.status !== want)
           throw new Error(`bootstrap: pair ${p.pair} is ${p.status}, expected ${want}: ${p.error ?? ''}`);
       }
       if (out.pairs.length !== spec.pairs)
         throw new Error(`bootstrap: ${out.pairs.length} pairs reported, expected ${spec.pairs}`);
-      const counts = countRequests(bench.requestsSince(mark));
-      return {
-        seconds: m.seconds,
-        peakRssBytes: m.peakRssBytes,
-        cpuSeconds: m.cpuSeconds,
-        forgeCpuSeconds: m.forgeCpuSeconds,
-        apiCalls: counts.api,
-        gitRequests: counts.git,
-        pushBytes: bench.pushesSince(mark).reduce((n, p) => n + p.bytesReceived, 0),
-      };
+      return { ...sample, pushBytes };
     };
 
     const first: Sample[] = [];

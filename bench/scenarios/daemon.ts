@@ -5,11 +5,10 @@ import {
   GL_TOKEN,
   childEnv,
   commitInForgeRepo,
-  countRequests,
+  measureOnForge,
   startBenchForge,
   type BenchForge,
 } from '../lib/forge.js';
-import { measure, mustSucceed } from '../lib/proc.js';
 import { buildHash, firstRunNote, fixedPorts, restoreSetup, saveSetup, setupKey } from '../lib/setup-cache.js';
 import { formatRatio, formatSeconds, median } from '../lib/stats.js';
 import type { BenchContext, Sample, ScenarioResult, VariantResult } from '../lib/types.js';
@@ -119,43 +118,30 @@ export async function daemon(ctx: BenchContext, spec: DaemonSpec): Promise<Scena
       changed: ReadonlySet<string>,
       concurrency?: number,
     ): Promise<Sample> => {
-      const mark = bench.mark();
-      const m = mustSucceed(
+      const { measured, sample, counts, pushBytes } = await measureOnForge(
+        bench,
         'refbridge sync',
-        await measure(
-          process.execPath,
-          [
-            ctx.cli,
-            'sync',
-            '--config',
-            config,
-            '--cache',
-            cache,
-            '--json',
-            ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
-          ],
-          { cwd: work, env },
-        ),
+        process.execPath,
+        [
+          ctx.cli,
+          'sync',
+          '--config',
+          config,
+          '--cache',
+          cache,
+          '--json',
+          ...(concurrency === undefined ? [] : ['--concurrency', String(concurrency)]),
+        ],
+        { cwd: work, env },
       );
-      const out = JSON.parse(m.stdout) as SyncJson;
+      const out = JSON.parse(measured.stdout) as SyncJson;
       if (out.pairs.length !== pairs) throw new Error(`sync: ${out.pairs.length} pairs reported, expected ${pairs}`);
       for (const p of out.pairs) {
         const want = changed.has(p.pair) ? 'synced' : 'in-sync';
         if (p.status !== want)
           throw new Error(`sync: pair ${p.pair} is ${p.status}, expected ${want}: ${p.error ?? ''}`);
       }
-      const counts = countRequests(bench.requestsSince(mark));
-      const pushes = bench.pushesSince(mark);
-      return {
-        seconds: m.seconds,
-        peakRssBytes: m.peakRssBytes,
-        cpuSeconds: m.cpuSeconds,
-        forgeCpuSeconds: m.forgeCpuSeconds,
-        apiCalls: counts.api,
-        gitRequests: counts.git,
-        gitPosts: counts.gitPosts,
-        pushBytes: pushes.reduce((n, p) => n + p.bytesReceived, 0),
-      };
+      return { ...sample, gitPosts: counts.gitPosts, pushBytes };
     };
     /**
      * A warm in-sync round lists both sides of every pair and does nothing else: one ls-refs POST

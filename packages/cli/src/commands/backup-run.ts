@@ -1,7 +1,6 @@
 import { resolve } from 'node:path';
 import {
   BackupStateStore,
-  ExitCode,
   UsageError,
   compileFilter,
   parseConfig,
@@ -39,6 +38,7 @@ import {
   type ApiRetry,
   type Shell,
 } from '../shell.js';
+import { watchLoop } from '../watch-loop.js';
 import type { BackupFlags } from './backup-command.js';
 
 /** URLs exactly as every other command reads them (GITHUB_SERVER_URL/GITHUB_API_URL, GITLAB_URL/GITLAB_API_URL). */
@@ -154,75 +154,59 @@ export async function runBackupCommand(io: CliIo, flags: BackupFlags): Promise<n
     );
   }
 
-  const controller = new AbortController();
-  let wake: (() => void) | undefined;
-  const onSignal = (): void => {
-    if (controller.signal.aborted) return;
-    controller.abort();
-    shell.logger.info('refbridge backup: stopping after the repos in hand');
-    wake?.();
-  };
   let metrics: BackupMetrics | undefined;
   let server: MetricsServer | undefined;
-  if (flags.watch) {
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-    if (settings.metricsPort !== undefined) {
-      metrics = new BackupMetrics(settings.interval);
-      server = await startMetricsServer(metrics, flags.metricsHost, settings.metricsPort);
-      shell.logger.info(`refbridge backup: metrics on ${server.url}/metrics, health on ${server.url}/healthz`);
-    }
+  if (flags.watch && settings.metricsPort !== undefined) {
+    metrics = new BackupMetrics(settings.interval);
+    server = await startMetricsServer(metrics, flags.metricsHost, settings.metricsPort);
+    shell.logger.info(`refbridge backup: metrics on ${server.url}/metrics, health on ${server.url}/healthz`);
   }
   try {
-    for (;;) {
-      progress = createProgress(settings.progress, io.stderr, { verbose: flags.verbose ?? false });
-      const p = progress;
-      const options: BackupOptions = {
-        git: shell.git,
+    return await watchLoop(
+      {
+        watch: flags.watch ?? false,
+        intervalMs: settings.interval * 1000,
         logger: shell.logger,
-        storage,
-        source: { forge: source, credentials: [source.gitCredential()], owners: flags.owner ?? [] },
-        ...(dest ? { destination: dest } : {}),
-        filter: settings.filter,
-        ...(settings.shard ? { shard: settings.shard } : {}),
-        windowMinutes: settings.windowMinutes,
-        concurrency: settings.concurrency,
-        checkout: flags.checkout ?? false,
-        ...(settings.keepDays === undefined ? {} : { keepDays: settings.keepDays }),
-        dryRun: flags.dryRun ?? false,
-        lockMode: settings.lockMode,
-        state,
-        signal: controller.signal,
-        events: {
-          onListed: (info) => p.listed(info),
-          onRepoStart: (r) => p.start(r.repo, r.action),
-          onRepoDone: (r) => p.done(r),
-        },
-      };
-      let result: BackupRunResult;
-      try {
-        result = await runBackup(options);
-      } finally {
-        p.stop();
-        progress = undefined;
-      }
-      metrics?.record(result);
-      report(shell, result, storage);
-      if (!flags.watch) return result.exitCode;
-      if (controller.signal.aborted) return ExitCode.ok;
-      await new Promise<void>((done) => {
-        const t = setTimeout(done, settings.interval * 1000);
-        wake = () => {
-          clearTimeout(t);
-          done();
+        stopMessage: 'refbridge backup: stopping after the repos in hand',
+      },
+      async (signal) => {
+        progress = createProgress(settings.progress, io.stderr, { verbose: flags.verbose ?? false });
+        const p = progress;
+        const options: BackupOptions = {
+          git: shell.git,
+          logger: shell.logger,
+          storage,
+          source: { forge: source, credentials: [source.gitCredential()], owners: flags.owner ?? [] },
+          ...(dest ? { destination: dest } : {}),
+          filter: settings.filter,
+          ...(settings.shard ? { shard: settings.shard } : {}),
+          windowMinutes: settings.windowMinutes,
+          concurrency: settings.concurrency,
+          checkout: flags.checkout ?? false,
+          ...(settings.keepDays === undefined ? {} : { keepDays: settings.keepDays }),
+          dryRun: flags.dryRun ?? false,
+          lockMode: settings.lockMode,
+          state,
+          signal,
+          events: {
+            onListed: (info) => p.listed(info),
+            onRepoStart: (r) => p.start(r.repo, r.action),
+            onRepoDone: (r) => p.done(r),
+          },
         };
-      });
-      wake = undefined;
-      if (controller.signal.aborted) return ExitCode.ok;
-    }
+        let result: BackupRunResult;
+        try {
+          result = await runBackup(options);
+        } finally {
+          p.stop();
+          progress = undefined;
+        }
+        metrics?.record(result);
+        report(shell, result, storage);
+        return result.exitCode;
+      },
+    );
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
     await server?.close();
   }
 }

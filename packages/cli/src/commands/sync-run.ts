@@ -1,4 +1,4 @@
-import { ExitCode, UsageError, syncPair, type PairSyncResult, type Side } from '@refbridge/core';
+import { UsageError, syncPair, type PairSyncResult, type Side } from '@refbridge/core';
 import type { CliIo } from '../program.js';
 import {
   createShell,
@@ -16,6 +16,7 @@ import {
   statusTag,
   type Shell,
 } from '../shell.js';
+import { watchLoop } from '../watch-loop.js';
 import type { SyncFlags } from './sync-command.js';
 
 /** `refbridge sync`: one round over every pair (or one every --interval seconds with --watch). */
@@ -36,22 +37,17 @@ export async function runSync(io: CliIo, flags: SyncFlags): Promise<number> {
   const gitlab = await gitlabForge(shell, config, tokens.GITLAB_TOKEN);
   const cacheDir = flags.cache ?? defaultCacheDir(io.env);
 
-  let stopping = false;
-  let wake: (() => void) | undefined;
-  const onSignal = (): void => {
-    stopping = true;
-    shell.logger.info('refbridge sync: stopping after the pairs in hand');
-    wake?.();
-  };
-  if (flags.watch) {
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  }
-  try {
-    for (;;) {
+  return watchLoop(
+    {
+      watch: flags.watch ?? false,
+      intervalMs: interval * 1000,
+      logger: shell.logger,
+      stopMessage: 'refbridge sync: stopping after the pairs in hand',
+    },
+    async (signal) => {
       const started = Date.now();
       const results = await mapLimit(pairs, concurrency, async (pair) => {
-        if (stopping) return undefined;
+        if (signal.aborted) return undefined;
         return syncPair({
           git: shell.git,
           logger: shell.logger,
@@ -80,21 +76,9 @@ export async function runSync(io: CliIo, flags: SyncFlags): Promise<number> {
       });
       const done = results.filter((r): r is PairSyncResult => r !== undefined);
       report(shell, done, flags.dryRun ?? false, Date.now() - started);
-      const code = exitCodeFor(done);
-      if (!flags.watch || stopping) return flags.watch ? ExitCode.ok : code;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, interval * 1000);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      if (stopping) return ExitCode.ok;
-    }
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+      return exitCodeFor(done);
+    },
+  );
 }
 
 function fullRef(ref: string): string {
