@@ -681,3 +681,32 @@ describe('secrets', () => {
     expect(config).not.toMatch(/extraheader|@127/i);
   });
 });
+
+describe('Git LFS', () => {
+  it('says loudly that LFS objects are not backed up when a repo starts storing files with LFS', async () => {
+    await nextSecond();
+    const c = await clone('acme/lib-4');
+    await writeFile(join(c.dir, '.gitattributes'), '*.bin filter=lfs diff=lfs merge=lfs -text\n');
+    await writeFile(
+      join(c.dir, 'big.bin'),
+      `version https://git-lfs.github.com/spec/v1\noid sha256:${'c'.repeat(64)}\nsize 9\n`,
+    );
+    await git(c.dir, ['add', '-A']);
+    await git(c.dir, ['commit', '-q', '-m', 'track binaries with LFS']);
+    // --no-verify: where git-lfs is installed, its pre-push hook would look for the object content.
+    await c.run(['push', '-q', '--no-verify', 'origin', 'HEAD:refs/heads/main']);
+    const r = await local(['--json']);
+    expect(r.code).toBe(0);
+    const repo = parseJson(r).repos.find((x) => x.repo === 'acme/lib-4') as unknown as {
+      status: string;
+      warnings: string[];
+    };
+    expect(repo.status).toBe('updated');
+    expect(repo.warnings.join('\n')).toContain('stores files with Git LFS (.gitattributes line 1 (');
+    expect(r.stderr).toContain('acme/lib-4');
+    expect(r.stderr).toContain('LFS objects are not backed up, only their pointer files');
+    // The next run has nothing to fetch and asks nothing.
+    const again = await local(['--json']);
+    expect(parseJson(again).repos.find((x) => x.repo === 'acme/lib-4')?.status).toBe('unchanged');
+  });
+});

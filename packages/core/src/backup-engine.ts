@@ -1,3 +1,4 @@
+import { describeLfsLines } from './lfs-attributes.js';
 import { stat } from 'node:fs/promises';
 import { updateCheckout, type CheckoutResult } from './backup-checkout.js';
 import { pushToDestination, type DestinationResult } from './backup-destination.js';
@@ -454,6 +455,11 @@ async function backupOne(
                 : 'nothing to fetch',
         );
         if (backups.length > 0) details.push(`kept ${backups.length} old tip(s) under refs/refbridge/backup/`);
+        if (sync.lfs) {
+          warnings.push(
+            `stores files with Git LFS (${describeLfsLines(sync.lfs)}); LFS objects are not backed up${options.destination ? ' or copied to the destination' : ''}, only their pointer files: fetch them separately, e.g. \`git lfs fetch --all\` in a clone of ${paths.gitDir}`,
+          );
+        }
         const { lastError: _cleared, ...rest } = next;
         next = {
           ...rest,

@@ -1,3 +1,4 @@
+import { findLfsTips, type LfsAttributeLine } from './lfs-attributes.js';
 import { readdir, stat } from 'node:fs/promises';
 import { GitCommandError, RefbridgeError } from './errors.js';
 import type { GitCredential, GitResult, GitRunner, GitRunOptions } from './git-runner.js';
@@ -77,6 +78,12 @@ export interface MirrorSyncResult {
   defaultBranch: string | null;
   /** Refs in the mirror after the sync (refbridge's own not counted). */
   refCount: number;
+  /**
+   * When refs moved and the default branch's root `.gitattributes` stores files with Git LFS: its
+   * LFS lines. A mirror holds git objects only, so such a backup has the pointer files, not their
+   * content (asked only when something was fetched: an unchanged repo costs nothing).
+   */
+  lfs?: LfsAttributeLine[];
 }
 
 export interface SyncMirrorOptions {
@@ -253,7 +260,15 @@ async function syncOnce(options: SyncMirrorOptions, created: boolean): Promise<M
     refCount++;
     if (ref.startsWith('refs/heads/') || ref.startsWith('refs/tags/')) tips[ref] = sha;
   }
-  return { created, updated, deleted, backups, bytes, tips, defaultBranch, refCount };
+  const result: MirrorSyncResult = { created, updated, deleted, backups, bytes, tips, defaultBranch, refCount };
+  const head = defaultBranch === null ? undefined : tips[`refs/heads/${defaultBranch}`];
+  if (updated.length > 0 && head !== undefined) {
+    const lfs = (await findLfsTips(options.git, [head], { cwd: options.gitDir, env: { GIT_DIR: options.gitDir } })).get(
+      head,
+    );
+    if (lfs !== undefined) result.lfs = lfs;
+  }
+  return result;
 }
 
 /**

@@ -214,6 +214,27 @@ describe('syncMirror', () => {
     expect(await refs(gitDir, PENDING_NS)).toEqual({});
   });
 
+  it('says when the default branch stores files with Git LFS, only when something was fetched', async () => {
+    const up = await upstream('lfs');
+    const gitDir = join(tmp.path, 'lfs', 'mirror.git');
+    expect((await sync(up, gitDir)).lfs).toBeUndefined();
+    await commitFiles(
+      up.work,
+      {
+        '.gitattributes': '# big files\n*.psd filter=lfs diff=lfs merge=lfs -text\n',
+        'art.psd': 'version https://git-lfs.github.com/spec/v1\noid sha256:' + 'b'.repeat(64) + '\nsize 7\n',
+      },
+      'track art with LFS',
+    );
+    // --no-verify: where git-lfs is installed, its pre-push hook would look for the object content.
+    await git(up.work, ['push', '-q', '--no-verify', 'origin', 'main']);
+    const r = await sync(up, gitDir);
+    expect(r.updated).toEqual(['refs/heads/main']);
+    expect(r.lfs).toEqual([{ line: 2, pattern: '*.psd', text: '*.psd filter=lfs diff=lfs merge=lfs -text' }]);
+    // Nothing moved: no question asked, nothing reported.
+    expect((await sync(up, gitDir)).lfs).toBeUndefined();
+  });
+
   it('refuses a directory that exists but is not a bare repository', async () => {
     const up = await upstream('notbare');
     const gitDir = join(tmp.path, 'notbare', 'mirror.git');
