@@ -162,6 +162,7 @@ function request(
   init: { method: 'GET' | 'POST'; headers: Record<string, string>; body?: string },
   timeoutMs: number | undefined,
   redirects = 0,
+  staleRetried = false,
 ): Promise<Answer> {
   const target = new URL(url);
   const protocol = target.protocol === 'https:' ? 'https:' : 'http:';
@@ -204,7 +205,15 @@ function request(
         });
       },
     );
-    req.on('error', (error) => reject(transportFailure(error, url)));
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      // A kept-alive connection the server closed while it sat idle: not a failure of the
+      // server, and nothing was sent on it. One more try on a new connection (node's advice).
+      if (req.reusedSocket && error.code === 'ECONNRESET' && !staleRetried) {
+        resolve(request(url, init, timeoutMs, redirects, true));
+        return;
+      }
+      reject(transportFailure(error, url));
+    });
     if (timeoutMs !== undefined) {
       req.setTimeout(timeoutMs, () =>
         req.destroy(

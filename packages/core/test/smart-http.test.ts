@@ -144,6 +144,59 @@ describe('a server that answers protocol v0', () => {
   });
 });
 
+describe('kept-alive connections', () => {
+  it('a connection the server dropped while idle is replaced at once, not reported or retried later', async () => {
+    // Answers the first request of each connection (through to the forge) and drops the
+    // connection at the second: what a server that timed an idle connection out looks like.
+    const target = new URL(forge.urls.github.web);
+    const seen = new WeakMap<object, number>();
+    let dropped = 0;
+    const proxy = createServer((req, res) => {
+      const n = (seen.get(req.socket) ?? 0) + 1;
+      seen.set(req.socket, n);
+      if (n > 1) {
+        dropped++;
+        req.socket.destroy();
+        return;
+      }
+      const upstream = httpRequest(
+        { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+        (answer) => {
+          // Hop-by-hop headers are the proxy's own business: its client connection stays open.
+          const { connection: _c, 'keep-alive': _k, 'transfer-encoding': _t, ...headers } = answer.headers;
+          res.writeHead(answer.statusCode ?? 502, headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const proxied = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/acme/widgets.git`;
+      const credentials = [{ url: proxied, username: 'x-access-token', token: TOKEN }];
+      const warnings: string[] = [];
+      const git = new GitRunner({
+        masker: new SecretMasker(),
+        networkRetry: { baseDelayMs: 10 },
+        logger: {
+          debug: () => undefined,
+          info: () => undefined,
+          warn: (m: string) => warnings.push(m),
+          error: () => undefined,
+        },
+      });
+      const first = await git.lsRemote(proxied, { patterns: ['refs/heads/*'], credentials });
+      const second = await git.lsRemote(proxied, { patterns: ['refs/heads/*'], credentials });
+      expect(second).toEqual(first);
+      expect(dropped).toBe(1);
+      expect(warnings).toEqual([]);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+});
+
 describe('failures read like git', () => {
   it('a missing repository is not found, with the hint, and never retried', async () => {
     const missing = `${forge.urls.github.web}/acme/nope.git`;
