@@ -1,5 +1,5 @@
 // Core's modules one by one, as in shell.ts: this file is loaded on the CLI's start-up path.
-import { ExitCode } from '@refbridge/core/errors';
+import { ExitCode, RefbridgeError } from '@refbridge/core/errors';
 import type { Logger } from '@refbridge/core/logger';
 
 export interface WatchLoopOptions {
@@ -17,7 +17,8 @@ export interface WatchLoopOptions {
  * SIGTERM or SIGINT aborts `signal`, which the round reads to start nothing new while it finishes
  * what it has in hand; the loop then ends with exit 0, because a container platform or systemd
  * stopping the process is not a failure. A second signal ends the process at once. A failed round does not end the loop: its report is its
- * log, and the next round may succeed. Without `watch` the signals keep their default (the process
+ * log, and the next round may succeed; so does a round that throws, unless with a usage or
+ * configuration error. Without `watch` the signals keep their default (the process
  * ends at once) and the exit code is the one round's.
  */
 export async function watchLoop(
@@ -42,8 +43,18 @@ export async function watchLoop(
   }
   try {
     for (;;) {
-      const code = await round(controller.signal);
-      if (!options.watch) return code;
+      if (!options.watch) return await round(controller.signal);
+      try {
+        await round(controller.signal);
+      } catch (error) {
+        // A round that throws (rather than reporting its failures) is still one round: a daemon
+        // that stops at the first unexpected error is a mirror that silently stopped. Usage and
+        // configuration errors are different: nothing will change them but a person.
+        if (error instanceof RefbridgeError && error.exitCode === ExitCode.usage) throw error;
+        const message =
+          error instanceof RefbridgeError ? error.describe() : error instanceof Error ? error.message : String(error);
+        options.logger.error(`round failed: ${message}; the next one starts as usual`);
+      }
       if (controller.signal.aborted) return ExitCode.ok;
       await new Promise<void>((done) => {
         const t = setTimeout(done, options.intervalMs);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { UsageError } from '@refbridge/core/errors';
 import { createLogger } from '@refbridge/core/logger';
 import { SecretMasker } from '@refbridge/core/secret-masker';
 import { watchLoop, type WatchLoopOptions } from '../src/watch-loop.js';
@@ -40,7 +41,8 @@ describe('watch loop', () => {
       await work();
       if (seen.length === 3) {
         process.emit('SIGTERM', 'SIGTERM');
-        // A second signal while stopping changes nothing.
+        // The loop's handlers are gone after the first signal (a real second one would end the
+        // process the default way); emitted here, it reaches no one.
         process.emit('SIGINT', 'SIGINT');
         seen.push(signal.aborted);
       }
@@ -66,6 +68,30 @@ describe('watch loop', () => {
     });
     expect(code).toBe(0);
     expect(rounds).toBe(1);
+    expect(listeners()).toEqual(before);
+  });
+
+  it('in --watch, a round that throws is logged and the next round runs; a usage error still ends the loop', async () => {
+    const before = listeners();
+    const { options: o, lines } = options(true, 0);
+    let rounds = 0;
+    const code = await watchLoop(o, async () => {
+      rounds++;
+      await work();
+      if (rounds === 1) throw new Error('the disk went away for a moment');
+      if (rounds === 2) process.emit('SIGTERM', 'SIGTERM');
+      return 0;
+    });
+    expect(code).toBe(0);
+    expect(rounds).toBe(2);
+    expect(lines.some((l) => l.includes('round failed: the disk went away for a moment'))).toBe(true);
+    expect(listeners()).toEqual(before);
+
+    const bad = watchLoop(o, async () => {
+      await work();
+      throw new UsageError('--interval must be a whole number');
+    });
+    await expect(bad).rejects.toThrow('--interval must be a whole number');
     expect(listeners()).toEqual(before);
   });
 });
