@@ -39886,7 +39886,7 @@ var GitRunner = class {
       hint: options.hint ?? "check the repository URL and that the token can read the repository",
       retryTransient: true
     };
-    if (!await this.inProcessHttp(url)) {
+    if (!await this.inProcessHttp(url, options.env)) {
       const { stdout } = await this.run(lsRemoteArgs(url, patterns, options.symref === true), gitOptions);
       return keep(parseLsRemote(stdout));
     }
@@ -39916,9 +39916,9 @@ var GitRunner = class {
    * Whether ls-remote of this URL may go in-process: an http(s) URL, and nothing in the
    * environment or in git's global/system configuration that git would apply to the request.
    */
-  async inProcessHttp(url) {
+  async inProcessHttp(url, extraEnv = {}) {
     if (!/^https?:\/\//i.test(url)) return false;
-    const env = { ...process.env, ...this.baseEnv };
+    const env = { ...process.env, ...this.baseEnv, ...extraEnv };
     if (env["REFBRIDGE_GIT_HTTP"] === "git") return false;
     const tls = /^https:/i.test(url);
     const applies = (k) => GIT_HTTP_ENV.test(k) || tls && GIT_TLS_ENV.test(k);

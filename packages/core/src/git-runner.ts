@@ -285,7 +285,7 @@ export class GitRunner {
       hint: options.hint ?? 'check the repository URL and that the token can read the repository',
       retryTransient: true,
     };
-    if (!(await this.inProcessHttp(url))) {
+    if (!(await this.inProcessHttp(url, options.env))) {
       const { stdout } = await this.run(lsRemoteArgs(url, patterns, options.symref === true), gitOptions);
       return keep(parseLsRemote(stdout));
     }
@@ -316,9 +316,9 @@ export class GitRunner {
    * Whether ls-remote of this URL may go in-process: an http(s) URL, and nothing in the
    * environment or in git's global/system configuration that git would apply to the request.
    */
-  private async inProcessHttp(url: string): Promise<boolean> {
+  private async inProcessHttp(url: string, extraEnv: Readonly<Record<string, string>> = {}): Promise<boolean> {
     if (!/^https?:\/\//i.test(url)) return false;
-    const env = { ...process.env, ...this.baseEnv };
+    const env = { ...process.env, ...this.baseEnv, ...extraEnv };
     if (env['REFBRIDGE_GIT_HTTP'] === 'git') return false;
     const tls = /^https:/i.test(url);
     const applies = (k: string): boolean => GIT_HTTP_ENV.test(k) || (tls && GIT_TLS_ENV.test(k));

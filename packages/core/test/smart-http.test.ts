@@ -271,4 +271,12 @@ describe('git set-ups the in-process listing cannot honour go through git', () =
     expect(error).toBeInstanceOf(GitCommandError);
     expect(error.stderr).toMatch(/127\.0\.0\.1 port 9|Failed to connect|Connection refused/);
   });
+
+  it('a proxy in the environment of one listing is used too', async () => {
+    const error = (await runner()
+      .lsRemote(url, { credentials: creds, env: { http_proxy: 'http://127.0.0.1:9' } })
+      .catch((e: unknown) => e)) as GitCommandError;
+    expect(error).toBeInstanceOf(GitCommandError);
+    expect(error.stderr).toMatch(/127\.0\.0\.1 port 9|Failed to connect|Connection refused/);
+  });
 });
