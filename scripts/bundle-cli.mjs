@@ -9,17 +9,17 @@
 // stay: they are the package's library entry (dist/index.js) and its types. A later `tsc -b` that
 // re-emits dist/bin.js only swaps the bundle for the unbundled entry, which works the same.
 import { build } from 'esbuild';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'packages', 'cli', 'dist');
 
-// Chunks of an earlier build: their names carry a content hash, so stale ones would pile up.
-for (const name of readdirSync(outDir)) if (/^chunk-.*\.js$/.test(name)) rmSync(join(outDir, name));
-
-await build({
+const result = await build({
+  // Written below, file by file through a rename: a CLI started while this runs (tests that
+  // build while other suites run the bin) sees the old files or the new ones, never a gap.
+  write: false,
   entryPoints: { bin: join(root, 'packages/cli/src/bin.ts') },
   outdir: outDir,
   chunkNames: 'chunk-[hash]',
@@ -49,3 +49,16 @@ await build({
     js: "import { createRequire as __refbridgeCreateRequire } from 'node:module';\nconst require = __refbridgeCreateRequire(import.meta.url);",
   },
 });
+
+const written = new Set();
+for (const file of result.outputFiles) {
+  const temp = `${file.path}.${process.pid}.tmp`;
+  writeFileSync(temp, file.contents);
+  renameSync(temp, file.path);
+  written.add(file.path);
+}
+// Chunks of an earlier build: their names carry a content hash, so stale ones would pile up.
+// Removed only after the new ones are in place, and never one this build wrote.
+for (const name of readdirSync(outDir)) {
+  if (/^chunk-.*\.js$/.test(name) && !written.has(join(outDir, name))) rmSync(join(outDir, name));
+}

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../packages/core/src/config.js';
 import { startForge, type RunningForge } from '../forge/src/server.js';
-import { repoRoot } from '../support/paths.js';
+import { buildUnlessPretest, repoRoot } from '../support/paths.js';
 import { tempDir } from '../support/temp.js';
 
 /**
@@ -66,8 +66,8 @@ beforeAll(async () => {
   tmp = await tempDir('refbridge-packages-');
   installDir = join(tmp.path, 'install');
   await mkdir(installDir);
-  // Packs what is built: build first (a no-op when `npm test` just did it).
-  await npm(['run', '-s', 'build'], repoRoot);
+  // Packs what is built.
+  await buildUnlessPretest();
   const packed = await npm(
     ['pack', '--json', '--pack-destination', tmp.path, ...PACKAGES.flatMap((p) => ['-w', `packages/${p}`])],
     repoRoot,

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { mkdir } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { repoRoot } from './paths.js';
+import { buildUnlessPretest, repoRoot } from './paths.js';
 
 // gitlab-ci-local runs a project's .gitlab-ci.yml on this machine. It is pinned to 4.73.0, the last
 // release that runs on Node 20 (4.74 moved to execa 10, which needs Node 22's Set methods), so it
@@ -99,8 +99,7 @@ export async function npmJobEnv(): Promise<Record<string, string>> {
  */
 export async function packCli(dir: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
-  // `npm test` builds first (pretest); building again here would race other suites packing too.
-  if (process.env['npm_lifecycle_event'] !== 'test') await execa('npm', ['run', '-s', 'build'], { cwd: repoRoot });
+  await buildUnlessPretest();
   const workspaces = ['@refbridge/core', '@refbridge/github', '@refbridge/gitlab', '@refbridge/cli'];
   const { stdout } = await execa(
     'npm',
