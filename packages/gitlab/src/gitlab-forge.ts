@@ -44,6 +44,7 @@ import {
   GitlabNetworkError,
   GitlabRequester,
   GitlabTimeoutError,
+  isTransientFailure,
   type RetryOptions,
 } from './gitlab-requester.js';
 import { maskingProblems, variableKeyProblem } from './masking.js';
@@ -252,15 +253,39 @@ export class GitlabForge implements Forge {
     const namespacePath = segments.slice(0, -1).join('/');
     const namespaceId = await this.ensureNamespace(namespacePath, options.visibility);
     try {
-      const created = (await this.api.projects.create({
-        name,
-        path: name,
-        namespaceId,
-        visibility: options.visibility,
-        ...(options.description === undefined ? {} : { description: options.description }),
-      })) as Json;
-      this.logger.info(`created GitLab project ${project} (${options.visibility})`);
-      return this.toRepoInfo(created);
+      return await this.createSafely(
+        `create of project ${project}`,
+        async () => {
+          const created = (await this.api.projects.create({
+            name,
+            path: name,
+            namespaceId,
+            visibility: options.visibility,
+            ...(options.description === undefined ? {} : { description: options.description }),
+          })) as Json;
+          this.logger.info(`created GitLab project ${project} (${options.visibility})`);
+          return this.toRepoInfo(created);
+        },
+        async () => {
+          const existing = await this.getRepo(project);
+          if (existing === undefined) return undefined;
+          const differences: string[] = [];
+          if (existing.visibility !== options.visibility) {
+            differences.push(`visibility ${existing.visibility}, asked ${options.visibility}`);
+          }
+          if (options.description !== undefined && (existing.description ?? '') !== options.description) {
+            differences.push('a different description');
+          }
+          if (differences.length > 0) {
+            throw conflict(
+              `GitLab project "${project}"`,
+              differences,
+              `look at ${this.webUrl}/${project}: if it is the intended target, run again (refbridge uses an existing project as it is); otherwise rename or remove it`,
+            );
+          }
+          return existing;
+        },
+      );
     } catch (error) {
       if (httpStatusOf(error) === 400 && /already been taken|already exists/i.test(httpDescriptionOf(error))) {
         // Someone (or a parallel run) created it in between: what the caller wanted exists.
@@ -331,13 +356,20 @@ export class GitlabForge implements Forge {
   ): Promise<number> {
     const topLevel = parentId === undefined;
     try {
-      const group = (await this.api.groups.create(segment, segment, {
-        visibility,
-        ...(topLevel ? {} : { parentId }),
-      })) as Json;
-      this.logger.info(`created GitLab ${topLevel ? 'group' : 'subgroup'} ${groupPath} (${visibility})`);
-      return Number(group.id);
+      return await this.createSafely(
+        `create of ${topLevel ? 'group' : 'subgroup'} ${groupPath}`,
+        async () => {
+          const group = (await this.api.groups.create(segment, segment, {
+            visibility,
+            ...(topLevel ? {} : { parentId }),
+          })) as Json;
+          this.logger.info(`created GitLab ${topLevel ? 'group' : 'subgroup'} ${groupPath} (${visibility})`);
+          return Number(group.id);
+        },
+        () => this.recoverGroup(groupPath, parentId, visibility),
+      );
     } catch (error) {
+      if (error instanceof ForgeApiError) throw error;
       const status = httpStatusOf(error);
       if (status === 400 && /already been taken/i.test(httpDescriptionOf(error))) {
         // Created by a parallel run, or it exists but this user cannot see it.
@@ -367,6 +399,36 @@ export class GitlabForge implements Forge {
         },
       });
     }
+  }
+
+  /** The group at `groupPath` if it is the one `createGroup` asked for; throws if it differs. */
+  private async recoverGroup(
+    groupPath: string,
+    parentId: number | undefined,
+    visibility: Visibility,
+  ): Promise<number | undefined> {
+    let group: Json;
+    try {
+      group = await this.api.groups.show(groupPath);
+    } catch (error) {
+      if (httpStatusOf(error) === 404) return undefined;
+      throw this.fail(error, { action: `looking up group "${groupPath}"` });
+    }
+    const differences: string[] = [];
+    const actualParent =
+      group.parent_id === null || group.parent_id === undefined ? undefined : Number(group.parent_id);
+    if (actualParent !== parentId) differences.push('a different parent group');
+    if (visibilityOf(group.visibility) !== visibility) {
+      differences.push(`visibility ${visibilityOf(group.visibility)}, asked ${visibility}`);
+    }
+    if (differences.length > 0) {
+      throw conflict(
+        `GitLab group "${groupPath}"`,
+        differences,
+        `look at ${this.webUrl}/groups/${groupPath}: if it is the intended group, run again (refbridge uses existing groups as they are)`,
+      );
+    }
+    return Number(group.id);
   }
 
   /** GitLab sends no ETags on project lists, so `options.cache` is not used and `notModified` is 0. */
@@ -533,20 +595,40 @@ export class GitlabForge implements Forge {
     const action = `setting CI/CD variable "${name}" in "${project}"`;
     if (existing === undefined) {
       try {
-        const created = (await this.api.variables.create(project, name, value, {
-          variableType: 'env_var',
-          protected: isProtected,
-          masked: true,
-          // GitLab 17.4+: hidden from the UI and API too. Older servers ignore the field.
-          masked_and_hidden: true,
-          raw: true,
-          environmentScope: '*',
-        })) as Json;
-        if (created.hidden !== true) {
-          this.logger.info(`GitLab masked "${name}" in ${project} but did not hide it (hiding needs GitLab 17.4+)`);
-        }
-        this.logger.info(`created masked CI/CD variable ${name} in ${project}${isProtected ? ' (protected)' : ''}`);
-        return 'created';
+        return await this.createSafely(
+          `create of CI/CD variable ${name} in ${project}`,
+          async () => {
+            const created = (await this.api.variables.create(project, name, value, {
+              variableType: 'env_var',
+              protected: isProtected,
+              masked: true,
+              // GitLab 17.4+: hidden from the UI and API too. Older servers ignore the field.
+              masked_and_hidden: true,
+              raw: true,
+              environmentScope: '*',
+            })) as Json;
+            if (created.hidden !== true) {
+              this.logger.info(`GitLab masked "${name}" in ${project} but did not hide it (hiding needs GitLab 17.4+)`);
+            }
+            this.logger.info(`created masked CI/CD variable ${name} in ${project}${isProtected ? ' (protected)' : ''}`);
+            return 'created' as const;
+          },
+          async () => {
+            const found = await this.recoverVariable(project, name, value, { masked: true, protected: isProtected });
+            if (found === undefined) return undefined;
+            if (found.hidden === true) {
+              // A hidden value cannot be read back to compare; writing it again (PUT, safe to
+              // repeat) makes the variable hold exactly what was asked, as a re-run would.
+              await this.api.variables.edit(project, name, value, {
+                protected: isProtected,
+                masked: true,
+                raw: true,
+                filter: { environment_scope: '*' },
+              });
+            }
+            return 'created' as const;
+          },
+        );
       } catch (error) {
         throw this.fail(error, { action, hints: this.variableHints(project) });
       }
@@ -581,16 +663,22 @@ export class GitlabForge implements Forge {
     const existing = await this.readVariable(project, name);
     const action = `setting CI/CD variable "${name}" in "${project}"`;
     if (existing === undefined) {
+      const flags = { protected: options.protected ?? false, masked: options.masked ?? false };
       try {
-        await this.api.variables.create(project, name, value, {
-          variableType: 'env_var',
-          protected: options.protected ?? false,
-          masked: options.masked ?? false,
-          raw: true,
-          environmentScope: '*',
-        });
-        this.logger.info(`created CI/CD variable ${name} in ${project}`);
-        return 'created';
+        return await this.createSafely(
+          `create of CI/CD variable ${name} in ${project}`,
+          async () => {
+            await this.api.variables.create(project, name, value, {
+              variableType: 'env_var',
+              ...flags,
+              raw: true,
+              environmentScope: '*',
+            });
+            this.logger.info(`created CI/CD variable ${name} in ${project}`);
+            return 'created' as const;
+          },
+          async () => ((await this.recoverVariable(project, name, value, flags)) ? ('created' as const) : undefined),
+        );
       } catch (error) {
         throw this.fail(error, { action, hints: this.variableHints(project) });
       }
@@ -624,6 +712,35 @@ export class GitlabForge implements Forge {
     } catch (error) {
       throw this.fail(error, { action, hints: this.variableHints(project) });
     }
+  }
+
+  /**
+   * The `*`-scoped variable `name` if it is what a create asked for (a hidden value cannot be
+   * compared, so only its flags are); throws if it exists with another value or flags.
+   */
+  private async recoverVariable(
+    project: string,
+    name: string,
+    value: string,
+    flags: { masked: boolean; protected: boolean },
+  ): Promise<Json | undefined> {
+    const found = await this.readVariable(project, name);
+    if (found === undefined) return undefined;
+    const differences: string[] = [];
+    if (found.hidden !== true && found.value !== value) differences.push('another value');
+    if ((found.masked === true) !== flags.masked) differences.push(`masked=${found.masked === true}`);
+    if ((found.protected === true) !== flags.protected) differences.push(`protected=${found.protected === true}`);
+    if (found.raw === false) differences.push('raw=false');
+    const type = str(found.variable_type);
+    if (type !== undefined && type !== 'env_var') differences.push(`type ${type}`);
+    if (differences.length > 0) {
+      throw conflict(
+        `CI/CD variable "${name}" (environment scope *) in "${project}"`,
+        differences,
+        `check who set it in ${this.webUrl}/${project}/-/settings/ci_cd; delete it to let refbridge create it, or run again to update it`,
+      );
+    }
+    return found;
   }
 
   private checkVariableKey(name: string, project: string): void {
@@ -732,16 +849,23 @@ export class GitlabForge implements Forge {
     }
 
     try {
-      const commit = (await this.api.commits.create(project, options.branch, options.message, actions, {
-        ...(startBranch === undefined ? {} : { startBranch }),
-      })) as Json;
-      const sha = str(commit.id) ?? '';
-      const created = actions.filter((a) => a.action === 'create').length;
-      this.logger.info(
-        `committed ${sha.slice(0, 12)} to ${project}@${options.branch}: ${created} created, ${actions.length - created} updated`,
+      return await this.createSafely(
+        `commit to ${project}@${options.branch}`,
+        async () => {
+          const commit = (await this.api.commits.create(project, options.branch, options.message, actions, {
+            ...(startBranch === undefined ? {} : { startBranch }),
+          })) as Json;
+          const sha = str(commit.id) ?? '';
+          const created = actions.filter((a) => a.action === 'create').length;
+          this.logger.info(
+            `committed ${sha.slice(0, 12)} to ${project}@${options.branch}: ${created} created, ${actions.length - created} updated`,
+          );
+          return sha;
+        },
+        () => this.recoverCommit(project, options.branch, options.message, branchHead, startBranch, files),
       );
-      return sha;
     } catch (error) {
+      if (error instanceof ForgeApiError) throw error;
       throw this.fail(error, {
         action: `committing ${actions.length} file(s) to ${options.branch} in "${project}"`,
         hints: {
@@ -751,6 +875,55 @@ export class GitlabForge implements Forge {
         },
       });
     }
+  }
+
+  /**
+   * Whether a commit whose answer was lost landed. The branch still at `before`: it did not, and
+   * sending it again is safe (same parent, same `lastCommitId`s). The branch moved to a commit
+   * with our message, our parent and our file contents: it did. Moved to anything else: someone
+   * else pushed meanwhile, and committing on top of what we have not read could undo their work.
+   */
+  private async recoverCommit(
+    project: string,
+    branch: string,
+    message: string,
+    before: string | undefined,
+    startBranch: string | undefined,
+    files: readonly { path: string; content: string }[],
+  ): Promise<string | undefined> {
+    const head = await this.branchHead(project, branch);
+    if (head === undefined || head === before) return undefined;
+    // The parent our commit has: the old head, else the start branch's head, else none (empty repo).
+    const parent = before ?? (startBranch === undefined ? undefined : await this.branchHead(project, startBranch));
+    let commit: Json;
+    try {
+      commit = await this.api.commits.show(project, head);
+    } catch (error) {
+      throw this.fail(error, { action: `reading commit ${head.slice(0, 12)} of "${project}"` });
+    }
+    const parents = Array.isArray(commit.parent_ids) ? commit.parent_ids : [];
+    const differences: string[] = [];
+    if (str(commit.message)?.trimEnd() !== message.trimEnd()) differences.push('another message');
+    if (parents.length !== (parent === undefined ? 0 : 1) || (parent !== undefined && parents[0] !== parent)) {
+      differences.push('another parent');
+    }
+    if (differences.length === 0) {
+      for (const f of files) {
+        const entry = await this.readFileEntry(project, head, f.path);
+        if (entry?.content !== f.content) {
+          differences.push(`another content of ${f.path}`);
+          break;
+        }
+      }
+    }
+    if (differences.length > 0) {
+      throw conflict(
+        `the head of ${branch} in "${project}" (${head.slice(0, 12)})`,
+        differences,
+        `someone pushed to ${branch} while refbridge was committing; run again to commit on top of their change`,
+      );
+    }
+    return head;
   }
 
   private async branchHead(project: string, branch: string): Promise<string | undefined> {
@@ -869,6 +1042,58 @@ export class GitlabForge implements Forge {
     };
   }
 
+  /**
+   * Sends a create (a POST GitLab does not deduplicate) and survives transient failures safely:
+   * after a 5xx, a dropped connection or a timeout the create may have been applied with only
+   * its answer lost, so before sending it again `recover` looks the object up by its identity
+   * (path, key + scope, branch head). Found and as asked: done, as if the answer had arrived.
+   * Found but different: `recover` throws, since someone else made it and refbridge must not
+   * take it over. Not found: the create is sent again, with the requester's backoff and bound.
+   * A 429 is refused before any work, so it is retried without a lookup.
+   */
+  private async createSafely<T>(
+    what: string,
+    create: () => Promise<T>,
+    recover: () => Promise<T | undefined>,
+  ): Promise<T> {
+    let lastFailure: string | undefined;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await this.http.once(create);
+      } catch (error) {
+        // A repeat refused as a duplicate means an earlier try was applied after all.
+        if (lastFailure !== undefined && httpStatusOf(error) === 400 && TAKEN.test(httpDescriptionOf(error))) {
+          const found = await recover();
+          if (found !== undefined) return this.recovered(what, lastFailure, found);
+        }
+        if (!isTransientFailure(error)) throw error;
+        const failure = describeFailure(error);
+        const applied = httpStatusOf(error) !== 429;
+        if (attempt >= this.http.retries) {
+          // The last answer may be the lost one too: look once more before giving up.
+          const found = applied ? await recover() : undefined;
+          if (found !== undefined) return this.recovered(what, failure, found);
+          throw withAttempts(error, attempt + 1);
+        }
+        const wait = this.http.waitAfter(error, attempt);
+        this.logger.warn(
+          `GitLab ${what} failed (${failure}); ${applied ? 'checking whether it was applied, then ' : ''}retry ${attempt + 1} of ${this.http.retries} in ${formatWait(wait)}`,
+        );
+        await this.http.sleep(wait);
+        if (applied) {
+          const found = await recover();
+          if (found !== undefined) return this.recovered(what, failure, found);
+        }
+        lastFailure = failure;
+      }
+    }
+  }
+
+  private recovered<T>(what: string, failure: string, value: T): T {
+    this.logger.info(`GitLab ${what}: recovered after ${failure}; GitLab had applied it, so it was not sent again`);
+    return value;
+  }
+
   private context(action: string, hints?: FailureContext['hints']): FailureContext {
     return { action, webUrl: this.webUrl, apiUrl: this.apiUrl, ...(hints === undefined ? {} : { hints }) };
   }
@@ -916,4 +1141,46 @@ function normalizeFilePath(path: string): string {
     );
   }
   return trimmed;
+}
+
+/** GitLab's answer to a create whose name/path/key is in use. */
+const TAKEN = /already been taken|already exists/i;
+
+function describeFailure(error: unknown): string {
+  if (error instanceof GitlabHttpError) return `HTTP ${error.status}`;
+  if (error instanceof GitlabNetworkError) return error.reason;
+  if (error instanceof GitlabTimeoutError) return 'no answer in time';
+  return String(error);
+}
+
+/** The same failure, counting every try the caller made (each `once` call is one attempt). */
+function withAttempts(error: unknown, attempts: number): unknown {
+  if (error instanceof GitlabHttpError) {
+    return new GitlabHttpError(
+      error.method,
+      error.endpoint,
+      error.status,
+      error.description,
+      attempts,
+      error.retryAfterMs,
+    );
+  }
+  if (error instanceof GitlabNetworkError) {
+    return new GitlabNetworkError(error.method, error.endpoint, error.reason, attempts);
+  }
+  return error;
+}
+
+function formatWait(ms: number): string {
+  return ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${ms} ms`;
+}
+
+/** Thrown by a recovery lookup that found the object refbridge was creating, made differently. */
+function conflict(what: string, differences: readonly string[], hint: string): ForgeApiError {
+  return new ForgeApiError(
+    'gitlab',
+    `${what} is not what refbridge created (${differences.join('; ')}): a create failed in transit, and someone else made this meanwhile; refbridge left it alone`,
+    409,
+    hint,
+  );
 }

@@ -52,6 +52,8 @@ export class GitlabHttpError extends Error {
     /** GitLab's `message`/`error` text, already masked. */
     readonly description: string,
     readonly attempts: number,
+    /** What the server asked to wait (`Retry-After`, `RateLimit-Reset`), if anything. */
+    readonly retryAfterMs?: number,
   ) {
     super(`${method} ${endpoint} answered ${status}${description ? `: ${description}` : ''}`);
     this.name = 'GitlabHttpError';
@@ -104,6 +106,15 @@ export function isRetryableStatus(status: number, method: string): boolean {
   return false;
 }
 
+/**
+ * A failure after which the server may or may not have done the work and a later try may
+ * succeed: rate limiting, 5xx, no answer at all. What a create must look up before repeating.
+ */
+export function isTransientFailure(error: unknown): boolean {
+  if (error instanceof GitlabHttpError) return error.status === 429 || error.status >= 500;
+  return error instanceof GitlabNetworkError || error instanceof GitlabTimeoutError;
+}
+
 export function backoffMs(attempt: number, retry: Pick<ResolvedRetry, 'baseDelayMs' | 'maxDelayMs'>): number {
   return Math.min(retry.baseDelayMs * 2 ** attempt, retry.maxDelayMs);
 }
@@ -154,6 +165,8 @@ export class GitlabRequester {
   /** HTTP requests sent by this client, retries included. */
   totalRequests = 0;
   private readonly scope = new AsyncLocalStorage<{ requests: number }>();
+  /** Set while `once` runs: the caller retries itself, after checking what the server did. */
+  private readonly single = new AsyncLocalStorage<true>();
   private readonly retry: ResolvedRetry;
 
   constructor(private readonly options: GitlabRequesterOptions) {
@@ -169,6 +182,29 @@ export class GitlabRequester {
     const counter = { requests: 0 };
     const value = await this.scope.run(counter, fn);
     return { value, requests: counter.requests };
+  }
+
+  /** Retries after the first attempt, for callers that retry themselves (`once`). */
+  get retries(): number {
+    return this.retry.retries;
+  }
+
+  /**
+   * Runs `fn` with every request sent exactly once: a failure is thrown at once. For creates,
+   * whose caller must find out whether a failed try was applied before it sends another.
+   */
+  once<T>(fn: () => Promise<T>): Promise<T> {
+    return this.single.run(true, fn);
+  }
+
+  /** The wait before retry `attempt + 1` after `error`: its `Retry-After` if any, else the backoff. */
+  waitAfter(error: unknown, attempt: number): number {
+    const hinted = error instanceof GitlabHttpError ? error.retryAfterMs : undefined;
+    return Math.min(hinted ?? backoffMs(attempt, this.retry), this.retry.maxDelayMs);
+  }
+
+  sleep(ms: number): Promise<void> {
+    return this.retry.sleep(ms);
   }
 
   /** Pass as gitbeaker's `requesterFn`. */
@@ -194,7 +230,7 @@ export class GitlabRequester {
       this.totalRequests += 1;
       const counter = this.scope.getStore();
       if (counter) counter.requests += 1;
-      const canRetry = attempt < this.retry.retries;
+      const canRetry = this.single.getStore() === undefined && attempt < this.retry.retries;
 
       let response: Response;
       try {
@@ -228,7 +264,14 @@ export class GitlabRequester {
         await this.retry.sleep(wait);
         continue;
       }
-      throw new GitlabHttpError(method, label, response.status, description, attempt + 1);
+      throw new GitlabHttpError(
+        method,
+        label,
+        response.status,
+        description,
+        attempt + 1,
+        retryAfterMs(response.headers),
+      );
     }
   }
 }

@@ -325,13 +325,27 @@ describe('listRepos', () => {
     expect(waits).toEqual([10]);
   });
 
-  it('does not repeat a create whose connection dropped, and says GitLab was unreachable', async () => {
+  it('repeats a create whose connection dropped only after finding it was not applied', async () => {
     await admin('POST', '/_forge/faults', [{ route: 'POST /projects/:id/variables', fault: 'drop', nth: 1, times: 1 }]);
-    const error = await failure(() => gitlab().setVariable('acme/app', 'DROPPED', 'value'));
+    await expect(gitlab().setVariable('acme/app', 'DROPPED', 'value')).resolves.toBe('created');
+    expect(waits).toEqual([10]);
+    expect((await apiRequests()).map((e) => `${e.method} ${e.status}`)).toEqual([
+      'GET 404', // is it there? no: create
+      'POST 0', // dropped before GitLab applied it
+      'GET 404', // still not there: safe to send again
+      'POST 201',
+    ]);
+  });
+
+  it('says GitLab was unreachable when a create keeps failing, after the bounded retries', async () => {
+    await admin('POST', '/_forge/faults', [{ route: 'POST /projects/:id/variables', fault: 'drop' }]);
+    const error = await failure(() => gitlab(CANARY, 2).setVariable('acme/app', 'NEVER', 'value'));
     expect(error).toBeInstanceOf(ForgeApiError);
     expect(error.message).toContain(`could not reach GitLab at ${forge.urls.gitlab.api}`);
-    expect(waits).toEqual([]);
-    expect((await apiRequests()).filter((e) => e.method === 'POST')).toHaveLength(1);
+    expect(error.message).toContain('(3 attempts)');
+    expect(waits).toEqual([10, 20]);
+    expect((await apiRequests()).filter((e) => e.method === 'POST')).toHaveLength(3);
+    expect(forge.state.gitlabProject('acme/app')?.variables.some((v) => v.key === 'NEVER')).toBe(false);
   });
 });
 
@@ -556,6 +570,191 @@ describe('timeouts', () => {
     await new Promise((resolve) => setTimeout(resolve, delayMs));
   });
 });
+
+/**
+ * Creates (POST) are not idempotent: a 5xx or dropped connection may come after GitLab did the
+ * work. `afterApply` faults make the forge apply the request and then lose the answer.
+ */
+describe('creates that fail in transit', () => {
+  const fault = (route: string, extra: Record<string, unknown>) => ({
+    platform: 'gitlab',
+    kind: 'api',
+    route,
+    fault: 'status',
+    status: 502,
+    nth: 1,
+    ...extra,
+  });
+  const posts = async (route: string) =>
+    (await apiRequests()).filter((e) => e.method === 'POST' && e.route === route).map((e) => e.status);
+  const recoveredLines = () => logLines.filter((l) => l.startsWith('info') && l.includes('recovered after'));
+
+  /** A client whose first backoff wait runs `meanwhile`: another actor writing while we wait. */
+  function interleaved(meanwhile: () => Promise<unknown>): GitlabForge {
+    let done = false;
+    return createGitlabForge({
+      webUrl: forge.urls.gitlab.web,
+      token: CANARY,
+      logger,
+      masker: new SecretMasker(),
+      retry: {
+        retries: 3,
+        baseDelayMs: 10,
+        sleep: async (ms) => {
+          waits.push(ms);
+          if (!done) {
+            done = true;
+            await meanwhile();
+          }
+        },
+      },
+    });
+  }
+
+  beforeEach(() => {
+    logLines.length = 0;
+  });
+
+  it('retries a project create refused with 502 before GitLab applied it, creating it once', async () => {
+    await admin('POST', '/_forge/faults', [fault('re:^POST /projects$', {})]);
+    const repo = await gitlab().createRepo('acme/retry-before', { visibility: 'private' });
+    expect(repo.path).toBe('acme/retry-before');
+    expect(await posts('POST /projects')).toEqual([502, 201]);
+    expect(waits).toEqual([10]);
+    expect([...forge.state.gitlabProjects.values()].filter((p) => p.path === 'retry-before')).toHaveLength(1);
+    expect(recoveredLines()).toEqual([]);
+  });
+
+  it('recognises a project whose create answer was lost, without sending it again', async () => {
+    await admin('POST', '/_forge/faults', [fault('re:^POST /projects$', { afterApply: true })]);
+    const repo = await gitlab().createRepo('alice/retry-lost', { visibility: 'internal', description: 'lost' });
+    expect(repo).toMatchObject({ path: 'alice/retry-lost', visibility: 'internal', description: 'lost' });
+    expect(repo.id).toBe(forge.state.gitlabProject('alice/retry-lost')?.id);
+    expect(await posts('POST /projects')).toEqual([502]);
+    expect(recoveredLines()).toEqual([
+      'info GitLab create of project alice/retry-lost: recovered after HTTP 502; GitLab had applied it, so it was not sent again',
+    ]);
+  });
+
+  it('recognises groups whose create answer was lost (dropped connection), then creates the project', async () => {
+    await admin('POST', '/_forge/faults', [fault('POST /groups', { fault: 'drop', times: 2, afterApply: true })]);
+    const repo = await gitlab().createRepo('acme/lost-team/lost-sub/app', { visibility: 'private' });
+    expect(repo.path).toBe('acme/lost-team/lost-sub/app');
+    const team = forge.state.gitlabGroups.get('acme/lost-team');
+    expect(forge.state.gitlabGroups.get('acme/lost-team/lost-sub')?.parentId).toBe(team?.id);
+    expect(await posts('POST /groups')).toEqual([0, 0]);
+    expect(await posts('POST /projects')).toEqual([201]);
+    expect(recoveredLines()).toHaveLength(2);
+  });
+
+  it('refuses to adopt a project someone else created differently meanwhile', async () => {
+    await admin('POST', '/_forge/faults', [fault('re:^POST /projects$', {})]);
+    const g = interleaved(() => gitlab().createRepo('alice/retry-taken', { visibility: 'internal' }));
+    const error = await failure(() => g.createRepo('alice/retry-taken', { visibility: 'private' }));
+    expect(error).toBeInstanceOf(ForgeApiError);
+    expect(error.message).toBe(
+      'GitLab project "alice/retry-taken" is not what refbridge created (visibility internal, asked private): a create failed in transit, and someone else made this meanwhile; refbridge left it alone',
+    );
+    expect((error as ForgeApiError).hint).toContain(`${forge.urls.gitlab.web}/alice/retry-taken`);
+    expect(forge.state.gitlabProject('alice/retry-taken')?.visibility).toBe('internal');
+    expect(await posts('POST /projects')).toEqual([502, 201]);
+  });
+
+  it('recognises a variable and a hidden secret whose create answers were lost', async () => {
+    await admin('POST', '/_forge/faults', [fault('POST /projects/:id/variables', { times: 2, afterApply: true })]);
+    const g = gitlab();
+    await expect(g.setVariable('acme/app', 'LOST_VAR', 'some-value', { protected: true })).resolves.toBe('created');
+    const secret = 'glpat-lost-secret-1234567890ab';
+    await expect(g.setSecret('acme/app', 'LOST_SECRET', secret)).resolves.toBe('created');
+    expect(await posts('POST /projects/:id/variables')).toEqual([502, 502]);
+    const vars = forge.state.gitlabProject('acme/app')!.variables;
+    expect(vars.filter((v) => v.key === 'LOST_VAR')).toEqual([
+      expect.objectContaining({ value: 'some-value', protected: true, masked: false }),
+    ]);
+    expect(vars.filter((v) => v.key === 'LOST_SECRET')).toEqual([
+      expect.objectContaining({ value: secret, masked: true, hidden: true }),
+    ]);
+    expect(recoveredLines()).toHaveLength(2);
+    expect(logLines.some((l) => l.includes(secret))).toBe(false);
+  });
+
+  it('refuses a variable someone else set to another value meanwhile', async () => {
+    await admin('POST', '/_forge/faults', [fault('POST /projects/:id/variables', { status: 503 })]);
+    const g = interleaved(() => gitlab().setVariable('acme/app', 'RACED', 'theirs'));
+    const error = await failure(() => g.setVariable('acme/app', 'RACED', 'ours'));
+    expect(error.message).toContain(
+      'CI/CD variable "RACED" (environment scope *) in "acme/app" is not what refbridge created (another value)',
+    );
+    expect(forge.state.gitlabProject('acme/app')!.variables.find((v) => v.key === 'RACED')?.value).toBe('theirs');
+  });
+
+  it('retries a commit refused before GitLab applied it, and recognises one whose answer was lost', async () => {
+    const g = gitlab();
+    await g.createRepo('alice/retry-commits', { visibility: 'private' });
+    await admin('POST', '/_forge/faults', [fault('POST /projects/:id/repository/commits', {})]);
+    const first = await g.commitFiles('alice/retry-commits', {
+      branch: 'main',
+      message: 'Add CI',
+      files: [{ path: '.gitlab-ci.yml', content: 'one: 1\n' }],
+    });
+    expect(await posts('POST /projects/:id/repository/commits')).toEqual([502, 201]);
+
+    await admin('POST', '/_forge/requests/reset');
+    await admin('POST', '/_forge/faults', [fault('POST /projects/:id/repository/commits', { afterApply: true })]);
+    const second = await g.commitFiles('alice/retry-commits', {
+      branch: 'main',
+      message: 'Update CI',
+      files: [
+        { path: '.gitlab-ci.yml', content: 'one: 2\n' },
+        { path: 'ci/new.yml', content: 'new: true\n' },
+      ],
+    });
+    expect(await posts('POST /projects/:id/repository/commits')).toEqual([502]);
+    const head = await branchCommit('alice/retry-commits', 'main');
+    expect(head).toMatchObject({ id: second, parent_ids: [first], message: 'Update CI' });
+    await expect(g.readFile('alice/retry-commits', 'main', 'ci/new.yml')).resolves.toBe('new: true\n');
+    expect(recoveredLines()).toEqual([
+      'info GitLab commit to alice/retry-commits@main: recovered after HTTP 502; GitLab had applied it, so it was not sent again',
+    ]);
+  });
+
+  it('refuses to build on a branch someone else moved while a commit failed in transit', async () => {
+    const g = gitlab();
+    await g.createRepo('alice/raced-commits', { visibility: 'private' });
+    await g.commitFiles('alice/raced-commits', {
+      branch: 'main',
+      message: 'init',
+      files: [{ path: 'a', content: '1\n' }],
+    });
+    await admin('POST', '/_forge/faults', [fault('POST /projects/:id/repository/commits', {})]);
+    const other = () =>
+      gitlab().commitFiles('alice/raced-commits', {
+        branch: 'main',
+        message: 'theirs',
+        files: [{ path: 'b', content: 'x\n' }],
+      });
+    const error = await failure(() =>
+      interleaved(other).commitFiles('alice/raced-commits', {
+        branch: 'main',
+        message: 'ours',
+        files: [{ path: 'a', content: '2\n' }],
+      }),
+    );
+    expect(error.message).toMatch(
+      /^the head of main in "alice\/raced-commits" \([0-9a-f]{12}\) is not what refbridge created \(another message\)/,
+    );
+    expect((error as ForgeApiError).hint).toContain('run again to commit on top of their change');
+    expect((await branchCommit('alice/raced-commits', 'main'))?.message).toBe('theirs');
+  });
+});
+
+async function branchCommit(project: string, branch: string): Promise<Record<string, unknown> | undefined> {
+  const response = await fetch(
+    `${forge.urls.gitlab.api}/projects/${encodeURIComponent(project)}/repository/branches/${encodeURIComponent(branch)}`,
+    { headers: { 'private-token': CANARY } },
+  );
+  return ((await response.json()) as { commit?: Record<string, unknown> }).commit;
+}
 
 describe('canary tokens', () => {
   it('never appear in a log line or an error', () => {

@@ -38,13 +38,23 @@ export interface FaultRule {
   nth?: number;
   /** Fire at most this many times (default: once with `nth`, unlimited otherwise). */
   times?: number;
+  /**
+   * Serve the request first (the write happens), then fail the answer: the client sees the
+   * status, 429 or dropped connection of a request whose answer was lost on the way back, as
+   * behind a proxy that timed out. API routes only (`kind: "api"`); not with `slow`.
+   */
+  afterApply?: boolean;
 }
 
-export type Fault =
+export type Fault = (
   | { kind: 'status'; status: number; ruleId: string; on: 'api' | 'git' }
   | { kind: 'rate-limit'; status: 429; retryAfter: number; ruleId: string; on: 'api' | 'git' }
   | { kind: 'drop'; ruleId: string; on: 'api' | 'git' }
-  | { kind: 'slow'; delayMs: number; ruleId: string; on: 'api' | 'git' };
+  | { kind: 'slow'; delayMs: number; ruleId: string; on: 'api' | 'git' }
+) & {
+  /** The request is served first and only its answer fails (see `FaultRule.afterApply`). */
+  afterApply: boolean;
+};
 
 export interface FaultRuleState {
   rule: FaultRule & { id: string };
@@ -112,6 +122,7 @@ export function validateFaultRule(input: unknown, index: number): FaultRule & { 
     'seed',
     'nth',
     'times',
+    'afterApply',
   ]);
   for (const key of Object.keys(r)) {
     if (!known.has(key)) throw new FaultRuleError(`${label}: unknown field "${key}" (known: ${[...known].join(', ')})`);
@@ -148,6 +159,18 @@ export function validateFaultRule(input: unknown, index: number): FaultRule & { 
   const nth = optionalNumber('nth', (n) => Number.isInteger(n) && n >= 1, 'must be an integer >= 1');
   const times = optionalNumber('times', (n) => Number.isInteger(n) && n >= 1, 'must be an integer >= 1');
   if (rate !== undefined && nth !== undefined) throw new FaultRuleError(`${label}: use either rate or nth, not both`);
+  const afterApply = r['afterApply'];
+  if (afterApply !== undefined && typeof afterApply !== 'boolean') {
+    throw new FaultRuleError(`${label}.afterApply: must be true or false`);
+  }
+  if (afterApply === true && kind !== 'api') {
+    throw new FaultRuleError(
+      `${label}.afterApply: only API requests can be applied and then failed; add "kind": "api"`,
+    );
+  }
+  if (afterApply === true && fault === 'slow') {
+    throw new FaultRuleError(`${label}.afterApply: use status, rate-limit or drop; a slow answer is not a failure`);
+  }
   const route = optionalString('route');
   const path = optionalString('path');
   // Compile once here so a bad regex is reported when the rule is set, not on the first request.
@@ -165,6 +188,7 @@ export function validateFaultRule(input: unknown, index: number): FaultRule & { 
   if (seed !== undefined) rule.seed = seed;
   if (nth !== undefined) rule.nth = nth;
   if (times !== undefined) rule.times = times;
+  if (afterApply === true) rule.afterApply = true;
   return rule;
 }
 
@@ -249,15 +273,16 @@ export class FaultInjector {
 }
 
 function toFault(rule: FaultRule & { id: string }, on: 'api' | 'git'): Fault {
+  const afterApply = rule.afterApply === true;
   switch (rule.fault) {
     case 'status':
-      return { kind: 'status', status: rule.status ?? 500, ruleId: rule.id, on };
+      return { kind: 'status', status: rule.status ?? 500, ruleId: rule.id, on, afterApply };
     case 'rate-limit':
-      return { kind: 'rate-limit', status: 429, retryAfter: rule.retryAfter ?? 60, ruleId: rule.id, on };
+      return { kind: 'rate-limit', status: 429, retryAfter: rule.retryAfter ?? 60, ruleId: rule.id, on, afterApply };
     case 'drop':
-      return { kind: 'drop', ruleId: rule.id, on };
+      return { kind: 'drop', ruleId: rule.id, on, afterApply };
     case 'slow':
-      return { kind: 'slow', delayMs: rule.delayMs ?? 1000, ruleId: rule.id, on };
+      return { kind: 'slow', delayMs: rule.delayMs ?? 1000, ruleId: rule.id, on, afterApply };
   }
 }
 

@@ -106,7 +106,7 @@ export async function startForge(options: StartForgeOptions = {}): Promise<Runni
         at: now(),
       });
     };
-    if (fault) {
+    if (fault && !fault.afterApply) {
       const applied = await ctx.faults.apply(fault, platform, res);
       if (applied.handled) {
         log(applied.status, undefined, fault.kind);
@@ -138,6 +138,12 @@ export async function startForge(options: StartForgeOptions = {}): Promise<Runni
       baseUrl: ctx.urls[platform].web,
     };
     const response = await match.route.handler(apiReq, state);
+    if (fault?.afterApply) {
+      // The write above stands; only its answer is lost (a proxy timing out on the way back).
+      const applied = await ctx.faults.apply(fault, platform, res);
+      log(applied.status, apiReq.token?.user, fault.kind);
+      return;
+    }
     sendJson(res, response);
     log(response.status, apiReq.token?.user);
   }

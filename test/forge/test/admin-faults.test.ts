@@ -353,6 +353,60 @@ describe('faults', () => {
     expect((await admin<{ fired: number }[]>('/faults')).body[0]!.fired).toBe(fired);
   });
 
+  it('applies a request and then fails its answer with afterApply', async () => {
+    await setFaults([
+      {
+        platform: 'gitlab',
+        kind: 'api',
+        route: 'POST /projects/:id/variables',
+        fault: 'status',
+        status: 502,
+        nth: 1,
+        afterApply: true,
+      },
+      {
+        platform: 'gitlab',
+        kind: 'api',
+        route: 'POST /projects/:id/variables',
+        fault: 'drop',
+        nth: 2,
+        afterApply: true,
+      },
+    ]);
+    const create = (key: string) =>
+      fetch(`${forge.urls.gitlab.api}/projects/${encodeURIComponent('acme/platform/tools/api')}/variables`, {
+        method: 'POST',
+        headers: { 'private-token': GL_TOKEN, 'content-type': 'application/json' },
+        body: JSON.stringify({ key, value: 'applied-value' }),
+      });
+    const lost = await create('LOST_502');
+    expect(lost.status).toBe(502);
+    await expect(create('LOST_DROP')).rejects.toThrow();
+    // Both writes happened although neither client saw them succeed.
+    const variables = forge.state.gitlabProject('acme/platform/tools/api')!.variables.map((v) => v.key);
+    expect(variables).toEqual(expect.arrayContaining(['LOST_502', 'LOST_DROP']));
+    const log = (await admin<RequestLogEntry[]>('/requests?platform=gitlab&kind=api')).body.filter((e) => e.fault);
+    expect(log.slice(-2)).toEqual([
+      expect.objectContaining({ route: 'POST /projects/:id/variables', status: 502, fault: 'status', user: 'carol' }),
+      expect.objectContaining({ route: 'POST /projects/:id/variables', status: 0, fault: 'drop', user: 'carol' }),
+    ]);
+
+    const invalid = async (rule: unknown): Promise<string> => {
+      const r = await admin<{ message: string }>('/faults', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify([rule]),
+      });
+      expect(r.status).toBe(422);
+      return r.body.message;
+    };
+    expect(await invalid({ fault: 'status', afterApply: true })).toMatch(/^faults\[0\]\.afterApply: .*"kind": "api"/);
+    expect(await invalid({ kind: 'api', fault: 'slow', afterApply: true })).toMatch(/^faults\[0\]\.afterApply: /);
+    expect(await invalid({ kind: 'api', fault: 'drop', afterApply: 'yes' })).toBe(
+      'faults[0].afterApply: must be true or false',
+    );
+  });
+
   it('counts each rule on its own and supports regex routes (unit)', () => {
     const f = new FaultInjector();
     f.set([
