@@ -40149,6 +40149,11 @@ var builtinBootstrap = {
   github: { visibility: "private" },
   gitlab: { visibility: "private", protectVariables: false }
 };
+var defaultGithubAction = "refbridge/refbridge@v1";
+var defaultGitlabComponent = "$CI_SERVER_FQDN/refbridge/refbridge/mirror@0.1.0";
+var actionRefPart = "[A-Za-z0-9_][A-Za-z0-9._-]*";
+var githubActionPattern = `^[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?!\\.\\.?[/@])[A-Za-z0-9._-]{1,100}(?:/(?!\\.\\.?[/@])[A-Za-z0-9._-]{1,255})*@(?!.*\\.\\.)(?!.*\\.$)${actionRefPart}(?:/${actionRefPart})*$`;
+var gitlabComponentPattern = "^[A-Za-z0-9$_{}.:-]+(?:/[A-Za-z0-9_.-]+){3,}@[A-Za-z0-9_.~-]+$";
 var defaultGithubUrl = "https://github.com";
 var defaultGitlabUrl = "https://gitlab.com";
 var githubRepoPattern = "^[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?!\\.\\.?$)(?!.*\\.git$)[A-Za-z0-9._-]{1,100}$";
@@ -40340,7 +40345,14 @@ var configSchema = {
             visibility: visibility(
               ["private", "internal", "public"],
               "Visibility of GitHub repositories it creates. `internal` needs an Enterprise organization."
-            )
+            ),
+            action: {
+              type: "string",
+              description: "The refbridge Action the committed workflow runs (`uses:`), as `owner/repo@ref` or `owner/repo/path@ref`; `ref` is a tag, a branch or a full commit SHA. For GitHub Enterprise instances that mirror actions under another organization, or to pin a SHA. Changing it makes the next bootstrap run update the workflow.",
+              examples: [defaultGithubAction, "actions-mirror/refbridge@0123456789abcdef0123456789abcdef01234567"],
+              default: defaultGithubAction,
+              pattern: githubActionPattern
+            }
           }
         },
         gitlab: {
@@ -40352,6 +40364,37 @@ var configSchema = {
               type: "boolean",
               description: "Create the CI/CD variables as protected. Protected variables reach only jobs on protected branches and tags, so mirroring other branches would fail.",
               default: builtinBootstrap.gitlab.protectVariables
+            },
+            include: {
+              type: "object",
+              description: "The `include:` entry the committed `.gitlab-ci.yml` gets: either `component:` (a CI/CD catalog component address) or, on instances without the catalog, `project:` + `ref:` + `file:` (the mirror template from a project on your instance). When set, bootstrap keeps refbridge's entry in an existing `.gitlab-ci.yml` equal to it, replacing a different one instead of adding a second. Default: `component: " + defaultGitlabComponent + "`.",
+              additionalProperties: false,
+              examples: [
+                { component: "$CI_SERVER_FQDN/tools/refbridge/mirror@0.1.0" },
+                { project: "tools/refbridge", ref: "v0.1.0", file: "templates/mirror.yml" }
+              ],
+              properties: {
+                component: {
+                  type: "string",
+                  description: "Component address `<host>/<project path>/<component>@<version>`, e.g. `$CI_SERVER_FQDN/tools/refbridge/mirror@0.1.0`.",
+                  pattern: gitlabComponentPattern
+                },
+                project: {
+                  type: "string",
+                  description: "Full path of the project holding the mirror template, e.g. `tools/refbridge`.",
+                  pattern: gitlabPathPattern
+                },
+                ref: {
+                  type: "string",
+                  description: "Tag, branch or commit SHA of that project to include from. Default: the project's default branch.",
+                  minLength: 1
+                },
+                file: {
+                  type: "string",
+                  description: "Path of the template in that project, ending in `.yml` or `.yaml`, e.g. `templates/mirror.yml`.",
+                  minLength: 1
+                }
+              }
             }
           }
         }
@@ -41270,6 +41313,7 @@ function short(sha) {
 
 // packages/core/src/gitlab-ci-include.ts
 var import_yaml2 = __toESM(require_dist(), 1);
+var defaultComponentPath = defaultGitlabComponent.slice(0, defaultGitlabComponent.lastIndexOf("@"));
 
 // packages/action/src/inputs.ts
 function readInputs(defaultRepo) {

@@ -3,7 +3,7 @@ import { RefbridgeError } from './errors.js';
 import type { Forge, RepoInfo } from './forge.js';
 import { parsePushPorcelain } from './git-parsers.js';
 import type { GitCredential, GitRunner } from './git-runner.js';
-import { GITLAB_CI_FILE, ensureMirrorInclude } from './gitlab-ci-include.js';
+import { GITLAB_CI_FILE, ensureMirrorInclude, yamlScalar } from './gitlab-ci-include.js';
 import type { Logger } from './logger.js';
 import { listRemoteRefs } from './remote-refs.js';
 import type { Side } from './sync-planner.js';
@@ -27,6 +27,27 @@ import type { Side } from './sync-planner.js';
 export const WORKFLOW_FILE = '.github/workflows/refbridge-mirror.yml';
 export const CI_COMMIT_MESSAGE =
   'Mirror this repository between GitHub and GitLab\n\nAdded by `refbridge bootstrap`: the workflow mirrors GitHub pushes to GitLab, the GitLab CI/CD component mirrors GitLab pushes to GitHub.\n';
+
+/**
+ * The workflow template with the configured Action in its `uses:` line. Without a setting the
+ * template is returned as it is, byte for byte what earlier versions committed. The workflow is
+ * refbridge's own file, compared whole: a different reference makes the next run replace it.
+ */
+export function renderGithubWorkflow(template: string, action: string | undefined): string {
+  if (action === undefined) return template;
+  const lines = [...template.matchAll(/^([ \t]*- uses: )[A-Za-z0-9_.-]+\/refbridge(?:\/[^@\s]*)?@\S+[ \t]*$/gm)];
+  const line = lines[0];
+  if (lines.length !== 1 || line === undefined) {
+    throw new RefbridgeError('the GitHub workflow template has no single `uses: refbridge/refbridge@<ref>` line', {
+      hint: 'reinstall @refbridge/cli; its ci-templates/github-mirror.yml is damaged',
+    });
+  }
+  return (
+    template.slice(0, line.index) +
+    `${line[1] ?? ''}${yamlScalar(action)}` +
+    template.slice(line.index + line[0].length)
+  );
+}
 
 export interface CiRepoSide {
   forge: Forge;
@@ -194,8 +215,10 @@ export interface PlanCiFilesOptions {
   gitlab: CiRepoSide;
   /** Content of `.github/workflows/refbridge-mirror.yml`. */
   workflow: string;
-  /** `ci-templates/gitlab-mirror.yml`: the new `.gitlab-ci.yml`, and the include to add to an existing one. */
+  /** `ci-templates/gitlab-mirror.yml` (rendered): the new `.gitlab-ci.yml`, and the include to add to an existing one. */
   gitlabCiTemplate: string;
+  /** The include is configured: replace a different refbridge entry in an existing file (see `ensureMirrorInclude`). */
+  enforceInclude?: boolean;
   scratch: ScratchRepo;
 }
 
@@ -247,6 +270,7 @@ export async function planCiFiles(options: PlanCiFilesOptions): Promise<CiFilesP
     gitlabCiNow,
     options.gitlabCiTemplate,
     `${GITLAB_CI_FILE} on ${source.path}@${branch}`,
+    { enforce: options.enforceInclude === true },
   );
   const files: PlannedFile[] = [
     {

@@ -6,12 +6,14 @@ import {
   applyCiFiles,
   otherSide,
   planCiFiles,
+  renderGithubWorkflow,
   type CiFilesPlan,
   type CiRepoSide,
 } from './bootstrap-ci-files.js';
 import type { BootstrapSettings, ForgeEndpoint, ResolvedPair } from './config.js';
 import { RefbridgeError } from './errors.js';
 import type { Forge, RepoInfo, TokenInfo } from './forge.js';
+import { renderGitlabCi } from './gitlab-ci-include.js';
 import type { GitRunner } from './git-runner.js';
 import type { Logger } from './logger.js';
 import { fingerprintMatches, fingerprintSecret } from './secret-fingerprint.js';
@@ -147,8 +149,9 @@ export async function bootstrapPair(options: BootstrapPairOptions): Promise<Pair
     const plan = await planCiFiles({
       git: options.git,
       ...ci,
-      workflow: options.templates.githubWorkflow,
-      gitlabCiTemplate: options.templates.gitlabCi,
+      workflow: renderGithubWorkflow(options.templates.githubWorkflow, options.settings.github.action),
+      gitlabCiTemplate: renderGitlabCi(options.templates.gitlabCi, options.settings.gitlab.include),
+      enforceInclude: options.settings.gitlab.include !== undefined,
       scratch,
     });
     result.branch = plan.branch;

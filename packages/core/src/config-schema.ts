@@ -25,6 +25,22 @@ export const builtinBootstrap = {
   gitlab: { visibility: 'private', protectVariables: false },
 } as const;
 
+/** What the committed CI files reference unless `bootstrap` says otherwise (as in ci-templates/). */
+export const defaultGithubAction = 'refbridge/refbridge@v1';
+export const defaultGitlabComponent = '$CI_SERVER_FQDN/refbridge/refbridge/mirror@0.1.0';
+
+const actionRefPart = '[A-Za-z0-9_][A-Za-z0-9._-]*';
+/**
+ * `owner/repo@ref` or `owner/repo/path@ref`, as `uses:` takes it; `ref` a tag, branch or full
+ * commit SHA. See `checkGithubActionRef` in config.ts for the same rules spelled out.
+ */
+export const githubActionPattern =
+  '^[A-Za-z0-9][A-Za-z0-9_-]{0,38}/(?!\\.\\.?[/@])[A-Za-z0-9._-]{1,100}(?:/(?!\\.\\.?[/@])[A-Za-z0-9._-]{1,255})*' +
+  `@(?!.*\\.\\.)(?!.*\\.$)${actionRefPart}(?:/${actionRefPart})*$`;
+
+/** `<host>/<project path>/<component>@<version>`; see `checkGitlabComponent` in config.ts. */
+export const gitlabComponentPattern = '^[A-Za-z0-9$_{}.:-]+(?:/[A-Za-z0-9_.-]+){3,}@[A-Za-z0-9_.~-]+$';
+
 export const defaultGithubUrl = 'https://github.com';
 export const defaultGitlabUrl = 'https://gitlab.com';
 
@@ -248,6 +264,14 @@ export const configSchema = {
               ['private', 'internal', 'public'],
               'Visibility of GitHub repositories it creates. `internal` needs an Enterprise organization.',
             ),
+            action: {
+              type: 'string',
+              description:
+                'The refbridge Action the committed workflow runs (`uses:`), as `owner/repo@ref` or `owner/repo/path@ref`; `ref` is a tag, a branch or a full commit SHA. For GitHub Enterprise instances that mirror actions under another organization, or to pin a SHA. Changing it makes the next bootstrap run update the workflow.',
+              examples: [defaultGithubAction, 'actions-mirror/refbridge@0123456789abcdef0123456789abcdef01234567'],
+              default: defaultGithubAction,
+              pattern: githubActionPattern,
+            },
           },
         },
         gitlab: {
@@ -260,6 +284,43 @@ export const configSchema = {
               description:
                 'Create the CI/CD variables as protected. Protected variables reach only jobs on protected branches and tags, so mirroring other branches would fail.',
               default: builtinBootstrap.gitlab.protectVariables,
+            },
+            include: {
+              type: 'object',
+              description:
+                "The `include:` entry the committed `.gitlab-ci.yml` gets: either `component:` (a CI/CD catalog component address) or, on instances without the catalog, `project:` + `ref:` + `file:` (the mirror template from a project on your instance). When set, bootstrap keeps refbridge's entry in an existing `.gitlab-ci.yml` equal to it, replacing a different one instead of adding a second. Default: `component: " +
+                defaultGitlabComponent +
+                '`.',
+              additionalProperties: false,
+              examples: [
+                { component: '$CI_SERVER_FQDN/tools/refbridge/mirror@0.1.0' },
+                { project: 'tools/refbridge', ref: 'v0.1.0', file: 'templates/mirror.yml' },
+              ],
+              properties: {
+                component: {
+                  type: 'string',
+                  description:
+                    'Component address `<host>/<project path>/<component>@<version>`, e.g. `$CI_SERVER_FQDN/tools/refbridge/mirror@0.1.0`.',
+                  pattern: gitlabComponentPattern,
+                },
+                project: {
+                  type: 'string',
+                  description: 'Full path of the project holding the mirror template, e.g. `tools/refbridge`.',
+                  pattern: gitlabPathPattern,
+                },
+                ref: {
+                  type: 'string',
+                  description:
+                    "Tag, branch or commit SHA of that project to include from. Default: the project's default branch.",
+                  minLength: 1,
+                },
+                file: {
+                  type: 'string',
+                  description:
+                    'Path of the template in that project, ending in `.yml` or `.yaml`, e.g. `templates/mirror.yml`.',
+                  minLength: 1,
+                },
+              },
             },
           },
         },

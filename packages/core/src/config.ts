@@ -36,6 +36,8 @@ import {
   configSchema,
   defaultGithubUrl,
   defaultGitlabUrl,
+  githubActionPattern,
+  gitlabComponentPattern,
   pairNamePattern,
 } from './config-schema.js';
 import { lfsPolicies, type LfsPolicy } from './lfs-attributes.js';
@@ -95,9 +97,25 @@ export interface ResolvedPair {
   readonly declaredAt: ConfigLocation;
 }
 
+/** The `include:` entry bootstrap writes into `.gitlab-ci.yml`. */
+export type GitlabMirrorInclude =
+  { readonly component: string } | { readonly project: string; readonly ref?: string; readonly file: string };
+
 export interface BootstrapSettings {
-  readonly github: { readonly visibility: RepoVisibility };
-  readonly gitlab: { readonly visibility: RepoVisibility; readonly protectVariables: boolean };
+  readonly github: {
+    readonly visibility: RepoVisibility;
+    /** `uses:` of the committed workflow; undefined: the template's (`refbridge/refbridge@v1`). */
+    readonly action?: string;
+  };
+  readonly gitlab: {
+    readonly visibility: RepoVisibility;
+    readonly protectVariables: boolean;
+    /**
+     * undefined: the template's component, and an existing entry the user changed is left alone.
+     * Set: the config is the truth, and a different refbridge entry in the file is replaced.
+     */
+    readonly include?: GitlabMirrorInclude;
+  };
 }
 
 export interface RefbridgeConfig {
@@ -830,6 +848,173 @@ export function checkGitlabProjectPath(value: string): NameProblem | undefined {
   return undefined;
 }
 
+/** Why `value` is not an Action reference `owner/repo@ref` / `owner/repo/path@ref`, or undefined. */
+export function checkGithubActionRef(value: string): NameProblem | undefined {
+  const example = 'refbridge/refbridge@v1';
+  if (value.startsWith('docker://') || value.startsWith('./')) {
+    return {
+      message: `${show(value)} is not a repository Action`,
+      hint: `write owner/repo@ref, e.g. ${example}`,
+    };
+  }
+  const unsafe = pathSafety(value, example);
+  if (unsafe !== undefined) return unsafe;
+  const at = value.indexOf('@');
+  if (at < 0) {
+    return {
+      message: `${show(value)} has no "@ref"`,
+      hint: `pin a tag, a branch or a full commit SHA, e.g. ${example}`,
+    };
+  }
+  const path = value.slice(0, at);
+  const ref = value.slice(at + 1);
+  const parts = path.split('/');
+  if (parts.length < 2) return { message: `${show(path)} must be owner/repo`, hint: `e.g. ${example}` };
+  const [owner = '', repo = '', ...rest] = parts;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,38}$/.test(owner)) {
+    return {
+      message: `owner ${show(owner)} is not a GitHub account name`,
+      hint: 'letters, digits, "-" and "_", at most 39, starting with a letter or digit',
+    };
+  }
+  if (!/^[A-Za-z0-9._-]{1,100}$/.test(repo)) {
+    return { message: `repository name ${show(repo)} is not a GitHub repository name`, hint: `e.g. ${example}` };
+  }
+  for (const part of rest) {
+    if (!/^[A-Za-z0-9._-]{1,255}$/.test(part)) {
+      return {
+        message: `path part ${show(part)} is not usable in \`uses:\``,
+        hint: 'letters, digits, ".", "-" and "_" in the directory of the action.yml',
+      };
+    }
+  }
+  if (ref === '' || ref.includes('@')) {
+    return { message: `${show(value)} must have exactly one "@" followed by a ref`, hint: `e.g. ${example}` };
+  }
+  if (!new RegExp(githubActionPattern, 'u').test(value)) {
+    return {
+      message: `ref ${show(ref)} is not a tag, branch or commit SHA`,
+      hint: 'letters, digits, ".", "-", "_" and "/"; no "..", not starting with "." or "-", not ending with "."',
+    };
+  }
+  return undefined;
+}
+
+/** Why `value` is not a GitLab CI/CD component address, or undefined. */
+export function checkGitlabComponent(value: string): NameProblem | undefined {
+  const example = '$CI_SERVER_FQDN/tools/refbridge/mirror@0.1.0';
+  // eslint-disable-next-line no-control-regex
+  if (value.trim() === '' || /[\s\u0000-\u001f\u007f]/.test(value)) {
+    return { message: 'must not be empty or contain spaces', hint: `write it as ${example}` };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    return { message: `${show(value)} is a URL; a component address has no scheme`, hint: `e.g. ${example}` };
+  }
+  const at = value.lastIndexOf('@');
+  if (at < 0 || at === value.length - 1) {
+    return { message: `${show(value)} has no "@version"`, hint: `pin a version, e.g. ${example}` };
+  }
+  if (value.slice(0, at).split('/').length < 4) {
+    return {
+      message: `${show(value)} must be <host>/<project path>/<component>@<version>`,
+      hint: `e.g. ${example}`,
+    };
+  }
+  if (!new RegExp(gitlabComponentPattern, 'u').test(value)) {
+    return {
+      message: `${show(value)} is not a component address`,
+      hint: `host, project path, component name and version of letters, digits, ".", "-" and "_"; e.g. ${example}`,
+    };
+  }
+  return undefined;
+}
+
+/** Checks `bootstrap.github.action` and `bootstrap.gitlab.include`; returns the resolved settings. */
+function resolveBootstrap(checker: Checker, data: Record<string, unknown>): BootstrapSettings {
+  const boot = isRecord(data.bootstrap) ? data.bootstrap : {};
+  const bootGithub = isRecord(boot.github) ? boot.github : {};
+  const bootGitlab = isRecord(boot.gitlab) ? boot.gitlab : {};
+  let action: string | undefined;
+  if (typeof bootGithub.action === 'string') {
+    const p = checkGithubActionRef(bootGithub.action);
+    if (p === undefined) action = bootGithub.action;
+    else checker.add(['bootstrap', 'github', 'action'], p.message, p.hint);
+  }
+  const include = resolveGitlabInclude(checker, bootGitlab.include, ['bootstrap', 'gitlab', 'include']);
+  return {
+    github: {
+      visibility: oneOf(bootGithub.visibility, visibilities) ?? builtinBootstrap.github.visibility,
+      ...(action === undefined ? {} : { action }),
+    },
+    gitlab: {
+      visibility: oneOf(bootGitlab.visibility, visibilities) ?? builtinBootstrap.gitlab.visibility,
+      protectVariables: bool(bootGitlab.protectVariables) ?? builtinBootstrap.gitlab.protectVariables,
+      ...(include === undefined ? {} : { include }),
+    },
+  };
+}
+
+function resolveGitlabInclude(
+  checker: Checker,
+  value: unknown,
+  path: readonly PathSegment[],
+): GitlabMirrorInclude | undefined {
+  if (!isRecord(value)) return undefined;
+  const text = (key: string): string | undefined => (typeof value[key] === 'string' ? value[key] : undefined);
+  const { component, project, ref, file } = {
+    component: text('component'),
+    project: text('project'),
+    ref: text('ref'),
+    file: text('file'),
+  };
+  const hint =
+    'write either `component: <host>/<project path>/<component>@<version>` or `project:`, `ref:` and `file:` (instances without the CI/CD catalog)';
+  if (component !== undefined && (project !== undefined || ref !== undefined || file !== undefined)) {
+    checker.add(path, 'has both `component:` and `project:`/`ref:`/`file:`; use one of the two', hint);
+    return undefined;
+  }
+  if (component !== undefined) {
+    const p = checkGitlabComponent(component);
+    if (p !== undefined) checker.add([...path, 'component'], p.message, p.hint);
+    return p === undefined ? { component } : undefined;
+  }
+  if (project === undefined && file === undefined && ref === undefined) {
+    // An empty mapping, or only wrongly typed values (the schema reported those).
+    if (Object.keys(value).length === 0) checker.add(path, 'is empty', hint);
+    return undefined;
+  }
+  let ok = true;
+  if (project === undefined) {
+    if (value.project === undefined) checker.add(path, 'has `ref:`/`file:` but no `project:`', hint);
+    ok = false;
+  } else {
+    const p = checkGitlabProjectPath(project);
+    if (p !== undefined) {
+      checker.add([...path, 'project'], p.message, p.hint);
+      ok = false;
+    }
+  }
+  if (file === undefined) {
+    if (value.file === undefined) {
+      checker.add(path, 'has `project:` but no `file:`', 'add `file: templates/mirror.yml` (the path in that project)');
+    }
+    ok = false;
+  } else if (!/^\/?[^\s]+\.ya?ml$/.test(file) || file.split('/').some((s) => s === '..')) {
+    checker.add(
+      [...path, 'file'],
+      `${show(file)} is not a YAML file path in the project`,
+      'GitLab includes files ending in .yml or .yaml, e.g. templates/mirror.yml',
+    );
+    ok = false;
+  }
+  if (ref !== undefined && /\s/.test(ref)) {
+    checker.add([...path, 'ref'], 'must not contain spaces', 'write a tag, branch or commit SHA, e.g. v0.1.0');
+    ok = false;
+  }
+  if (!ok || project === undefined || file === undefined) return undefined;
+  return { project, ...(ref === undefined ? {} : { ref }), file };
+}
+
 /** Why `value` cannot name a pair (it becomes a file and ref name), or undefined. */
 export function checkPairName(value: string): NameProblem | undefined {
   const unsafe = pathSafety(value, 'widgets');
@@ -1254,11 +1439,9 @@ function checkAndResolve(checker: Checker, data: Record<string, unknown>, env: C
     }
   });
 
+  const bootstrap = resolveBootstrap(checker, data);
   if (github === undefined || gitlab === undefined || checker.problems.length > 0) return undefined;
 
-  const boot = isRecord(data.bootstrap) ? data.bootstrap : {};
-  const bootGithub = isRecord(boot.github) ? boot.github : {};
-  const bootGitlab = isRecord(boot.gitlab) ? boot.gitlab : {};
   return {
     source: checker.source,
     github,
@@ -1266,13 +1449,7 @@ function checkAndResolve(checker: Checker, data: Record<string, unknown>, env: C
     botUsers,
     defaults,
     pairs,
-    bootstrap: {
-      github: { visibility: oneOf(bootGithub.visibility, visibilities) ?? builtinBootstrap.github.visibility },
-      gitlab: {
-        visibility: oneOf(bootGitlab.visibility, visibilities) ?? builtinBootstrap.gitlab.visibility,
-        protectVariables: bool(bootGitlab.protectVariables) ?? builtinBootstrap.gitlab.protectVariables,
-      },
-    },
+    bootstrap,
   };
 }
 
@@ -1356,12 +1533,20 @@ pairs:
     # name: widgets # default: the GitHub repository name; must be unique
     # deletions: ignore # any key of defaults can be set per pair
 
-# Used by \`refbridge bootstrap\` when it creates missing repositories.
+# Used by \`refbridge bootstrap\` when it creates missing repositories and commits the CI files.
 # bootstrap:
 #   github:
 #     visibility: private # private | internal | public
+#     action: refbridge/refbridge@v1 # the Action the workflow runs: owner/repo@ref, a tag, branch or full SHA
 #   gitlab:
 #     visibility: private # private | internal | public
 #     protectVariables: false # protected variables reach only protected branches and tags
+#     include: # the .gitlab-ci.yml include: a CI/CD catalog component ...
+#       component: $CI_SERVER_FQDN/refbridge/refbridge/mirror@0.1.0
+#     # ... or, without the catalog, the template from a project on your instance:
+#     # include:
+#     #   project: tools/refbridge
+#     #   ref: v0.1.0
+#     #   file: templates/mirror.yml
 `;
 }

@@ -10,6 +10,8 @@ import {
   type Scalar,
   type YAMLMap,
 } from 'yaml';
+import type { GitlabMirrorInclude } from './config.js';
+import { defaultGitlabComponent } from './config-schema.js';
 import { RefbridgeError } from './errors.js';
 
 /**
@@ -67,6 +69,16 @@ export function mirrorComponentOf(template: string): MirrorComponent {
   return { reference, path: reference.slice(0, at), version: reference.slice(at + 1) };
 }
 
+export interface EnsureIncludeOptions {
+  /**
+   * The entry of the template is what the config asks for (`bootstrap.gitlab.include`): an
+   * existing refbridge entry that differs (another component, version or project include) is
+   * replaced by it, in place. Without it, the template is only the built-in default and an entry
+   * the user changed (a newer version, `project:` instead of `component:`) is left alone.
+   */
+  enforce?: boolean;
+}
+
 /**
  * The new `.gitlab-ci.yml`: the template for a project without one, else the existing file with
  * the component added (or its version raised). Idempotent: a second call returns `unchanged`.
@@ -75,7 +87,9 @@ export function ensureMirrorInclude(
   existing: string | undefined,
   template: string,
   where = GITLAB_CI_FILE,
+  options: EnsureIncludeOptions = {},
 ): IncludeEdit {
+  if (options.enforce === true) return enforceMirrorInclude(existing, template, where);
   const component = mirrorComponentOf(template);
   if (existing === undefined || existing.trim() === '') {
     return { content: template, change: 'created', detail: `new ${GITLAB_CI_FILE} including ${component.reference}` };
@@ -125,10 +139,11 @@ export function ensureMirrorInclude(
   }
 
   const edit = planEdit(found, component);
-  const expected = expectedData(doc, component, found);
-  const spliced = splice(existing, root, found, component);
+  const entry = { component: component.reference };
+  const expected = expectedData(doc, entry, found);
+  const spliced = splice(existing, root, found, entry, component);
   const content =
-    spliced !== undefined && meansExactly(spliced, expected) ? spliced : reserialise(existing, found, component);
+    spliced !== undefined && meansExactly(spliced, expected) ? spliced : reserialise(existing, found, entry);
   if (!meansExactly(content, expected)) {
     throw new GitlabCiFileError(`refbridge could not add its include to ${where} without changing anything else`, {
       hint: `add \`include: - component: ${component.reference}\` to ${GITLAB_CI_FILE} yourself, then run again (and report this file's shape as a refbridge bug)`,
@@ -231,9 +246,8 @@ function planEdit(found: Found, component: MirrorComponent): Omit<IncludeEdit, '
 }
 
 /** What the edited file must mean: the original data with only `include` changed as intended. */
-function expectedData(doc: Document, component: MirrorComponent, found: Found): unknown {
+function expectedData(doc: Document, entry: GitlabMirrorInclude, found: Found): unknown {
   const data = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
-  const entry = { component: component.reference };
   const include = data['include'];
   let next: unknown[];
   if (found.kind === 'ours') {
@@ -263,11 +277,17 @@ function lineStart(text: string, pos: number): number {
 }
 
 /** The edit as a text splice, or undefined for shapes only the Document API handles. */
-function splice(text: string, root: YAMLMap, found: Found, component: MirrorComponent): string | undefined {
+function splice(
+  text: string,
+  root: YAMLMap,
+  found: Found,
+  entry: GitlabMirrorInclude,
+  component?: MirrorComponent,
+): string | undefined {
   if (root.flow) return undefined;
   if (found.kind === 'ours') {
     const range = found.scalar.range;
-    if (!range) return undefined;
+    if (!range || component === undefined) return undefined;
     const source = text.slice(range[0], range[1]);
     const at = source.lastIndexOf('@');
     if (at < 0) return undefined;
@@ -281,7 +301,7 @@ function splice(text: string, root: YAMLMap, found: Found, component: MirrorComp
     if (keyStart === undefined) return undefined;
     const indent = ' '.repeat(keyStart - lineStart(text, keyStart));
     const body = text.endsWith('\n') ? text : `${text}\n`;
-    return `${body}\n${indent}${ADDED_COMMENT}\n${indent}include:\n${indent}  - component: ${component.reference}\n`;
+    return `${body}\n${indent}${ADDED_COMMENT}\n${indent}include:\n${entryBlock(entry, `${indent}  `)}`;
   }
   if (found.kind === 'other' && isSeq(found.node)) {
     const seq = found.node;
@@ -291,7 +311,7 @@ function splice(text: string, root: YAMLMap, found: Found, component: MirrorComp
       const close = text.lastIndexOf(']', end);
       if (close < 0) return undefined;
       const sep = seq.items.length > 0 ? ', ' : '';
-      return `${text.slice(0, close)}${sep}{ component: ${component.reference} }${text.slice(close)}`;
+      return `${text.slice(0, close)}${sep}${entryFlow(entry)}${text.slice(close)}`;
     }
     const start = seq.range?.[0];
     const last = seq.items[seq.items.length - 1] as YamlNode | undefined;
@@ -311,20 +331,20 @@ function splice(text: string, root: YAMLMap, found: Found, component: MirrorComp
         at = nl + 1;
       }
     }
-    return `${text.slice(0, at)}${prefix}${indent}- component: ${component.reference}\n${text.slice(at)}`;
+    return `${text.slice(0, at)}${prefix}${entryBlock(entry, indent)}${text.slice(at)}`;
   }
   return undefined;
 }
 
 /** The Document API path: comments and keys stay; layout is yaml's (long lines never folded). */
-function reserialise(text: string, found: Found, component: MirrorComponent): string {
+function reserialise(text: string, found: Found, wanted: GitlabMirrorInclude): string {
   const doc = parseDocument(text, YAML_OPTIONS);
   const root = doc.contents as YAMLMap;
-  const entry = doc.createNode({ component: component.reference });
+  const entry = doc.createNode(wanted);
   if (found.kind === 'ours') {
     const seq = root.get('include', true) as unknown as YAMLSeq;
     const item = seq.items[found.index] as YAMLMap;
-    item.set('component', component.reference);
+    item.set('component', (wanted as { component: string }).component);
   } else {
     const current = root.get('include', true) as unknown as YamlNode | null | undefined;
     if (isSeq(current)) {
@@ -344,5 +364,256 @@ function reserialise(text: string, found: Found, component: MirrorComponent): st
       }
     }
   }
+  return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A configured include (`bootstrap.gitlab.include`)
+
+const ADDRESS_KEYS = ['component', 'project', 'ref', 'file', 'remote'] as const;
+
+/** The first `include:` entry of a (rendered) template: a component or a project include. */
+export function mirrorEntryOf(template: string): GitlabMirrorInclude {
+  const data: unknown = parseDocument(template, YAML_OPTIONS).toJS();
+  const include = (data as { include?: unknown } | null)?.include;
+  const first = (Array.isArray(include) ? include[0] : undefined) as Record<string, unknown> | undefined;
+  if (typeof first?.['component'] === 'string') return { component: first['component'] };
+  if (typeof first?.['project'] === 'string' && typeof first['file'] === 'string') {
+    const ref = first['ref'];
+    return { project: first['project'], ...(typeof ref === 'string' ? { ref } : {}), file: first['file'] };
+  }
+  return { component: mirrorComponentOf(template).reference };
+}
+
+/** One line for people: `component: X` or `project: P, ref: R, file: F`. */
+export function describeMirrorInclude(entry: GitlabMirrorInclude): string {
+  if ('component' in entry) return `component: ${entry.component}`;
+  return `project: ${entry.project}${entry.ref === undefined ? '' : `, ref: ${entry.ref}`}, file: ${entry.file}`;
+}
+
+/**
+ * A YAML scalar for a validated value: plain when plain reads back as the same string (the
+ * default component does, so the template stays byte for byte), else double-quoted.
+ */
+export function yamlScalar(value: string): string {
+  if (/^[A-Za-z0-9$_./@~+-]+$/.test(value) && parseDocument(value).toJS() === value) return value;
+  return JSON.stringify(value);
+}
+
+const entryPairs = (entry: GitlabMirrorInclude): [string, string][] =>
+  'component' in entry
+    ? [['component', entry.component]]
+    : [
+        ['project', entry.project],
+        ...(entry.ref === undefined ? [] : [['ref', entry.ref] as [string, string]]),
+        ['file', entry.file],
+      ];
+
+/** The entry as block sequence item lines, each starting with `indent`. */
+function entryBlock(entry: GitlabMirrorInclude, indent: string): string {
+  return entryPairs(entry)
+    .map(([k, v], i) => `${indent}${i === 0 ? '- ' : '  '}${k}: ${yamlScalar(v)}\n`)
+    .join('');
+}
+
+function entryFlow(entry: GitlabMirrorInclude): string {
+  return `{ ${entryPairs(entry)
+    .map(([k, v]) => `${k}: ${yamlScalar(v)}`)
+    .join(', ')} }`;
+}
+
+/**
+ * The template's include with the configured entry in place of its component line. Without a
+ * setting the template is returned as it is (byte for byte what earlier versions committed).
+ */
+export function renderGitlabCi(template: string, include: GitlabMirrorInclude | undefined): string {
+  if (include === undefined) return template;
+  const line = /^([ \t]*)- component: \S+[ \t]*$/m.exec(template);
+  if (!line) {
+    throw new RefbridgeError('the GitLab CI template has no `- component:` line to replace', {
+      hint: 'reinstall @refbridge/cli; its ci-templates/gitlab-mirror.yml is damaged',
+    });
+  }
+  let text =
+    template.slice(0, line.index) +
+    entryBlock(include, line[1] ?? '').replace(/\n$/, '') +
+    template.slice(line.index + line[0].length);
+  if (!('component' in include)) {
+    // The header explains how to switch to a project include; this file is one already.
+    text = text.replace(
+      / On instances without the CI\/CD catalog[^\n]*\n(?:#[^\n]*\n)*?#[^\n]*\(public URLs only\)\.\n/,
+      '\n',
+    );
+  }
+  return text;
+}
+
+const defaultComponentPath = defaultGitlabComponent.slice(0, defaultGitlabComponent.lastIndexOf('@'));
+
+/** Whether an include item is refbridge's mirror, in whatever form (so that it is replaced, not doubled). */
+function isOurEntry(item: YAMLMap, wanted: GitlabMirrorInclude): boolean {
+  const text = (key: string): string | undefined => {
+    const v = item.get(key, true);
+    return isScalar(v) && typeof v.value === 'string' ? v.value : undefined;
+  };
+  const component = text('component');
+  if (component !== undefined) {
+    const path = splitReference(component).path.toLowerCase();
+    const wantedPath = 'component' in wanted ? splitReference(wanted.component).path.toLowerCase() : undefined;
+    return path === wantedPath || path === defaultComponentPath.toLowerCase() || /(^|\/)refbridge\/mirror$/i.test(path);
+  }
+  const project = text('project');
+  if (project !== undefined) {
+    const file = item.get('file', true);
+    const files = (isSeq(file) ? file.items : [file]).map((f) => (isScalar(f) ? String(f.value) : ''));
+    if (files.some((f) => isMirrorFile(f))) return true;
+    return 'project' in wanted && project.toLowerCase() === wanted.project.toLowerCase() && files.includes(wanted.file);
+  }
+  const remote = text('remote');
+  return remote !== undefined && /refbridge/i.test(remote) && isMirrorFile(remote);
+}
+
+/** The item's address (`component`, or `project`/`ref`/`file`), or undefined for other shapes. */
+function addressOf(item: YAMLMap): GitlabMirrorInclude | undefined {
+  const data = item.toJSON() as Record<string, unknown>;
+  if (typeof data['remote'] === 'string') return undefined;
+  if (typeof data['component'] === 'string') {
+    return data['project'] === undefined && data['file'] === undefined && data['ref'] === undefined
+      ? { component: data['component'] }
+      : undefined;
+  }
+  if (typeof data['project'] === 'string' && typeof data['file'] === 'string') {
+    const ref = data['ref'];
+    if (ref !== undefined && typeof ref !== 'string') return undefined;
+    return { project: data['project'], ...(ref === undefined ? {} : { ref }), file: data['file'] };
+  }
+  return undefined;
+}
+
+function sameEntry(a: GitlabMirrorInclude | undefined, b: GitlabMirrorInclude): boolean {
+  return a !== undefined && isDeepStrictEqual(entryPairs(a), entryPairs(b));
+}
+
+function enforceMirrorInclude(existing: string | undefined, template: string, where: string): IncludeEdit {
+  const wanted = mirrorEntryOf(template);
+  const label = describeMirrorInclude(wanted);
+  const yourself = `add \`include: - ${label}\` yourself, then run again`;
+  if (existing === undefined || existing.trim() === '') {
+    return { content: template, change: 'created', detail: `new ${GITLAB_CI_FILE} including ${label}` };
+  }
+  const doc = parseDocument(existing, YAML_OPTIONS);
+  if (doc.errors.length > 0) {
+    throw new GitlabCiFileError(
+      `${where} is not valid YAML (${doc.errors[0]?.message.split('\n')[0] ?? 'parse error'})`,
+      { hint: `fix ${GITLAB_CI_FILE} (GitLab's pipeline editor validates it), or ${yourself}` },
+    );
+  }
+  const root = doc.contents;
+  if (root === null || (isScalar(root) && (root.value === null || root.value === undefined))) {
+    return {
+      content: `${existing.replace(/\s*$/, '')}\n\n${template}`,
+      change: 'added',
+      detail: `include of ${label} added`,
+    };
+  }
+  if (!isMap(root)) {
+    throw new GitlabCiFileError(`${where} is not a mapping of jobs and keywords`, {
+      hint: `fix ${GITLAB_CI_FILE}, or ${yourself}`,
+    });
+  }
+
+  const pair = root.items.find((p) => isScalar(p.key) && p.key.value === 'include');
+  const node = (pair?.value ?? null) as YamlNode | null;
+  const items = isSeq(node) ? node.items : node === null ? [] : [node];
+  const index = items.findIndex((item) => isMap(item) && isOurEntry(item, wanted));
+  if (index < 0) {
+    // Not there in any form: added exactly as the default path adds the component.
+    const found: Found = pair === undefined ? { kind: 'missing' } : { kind: 'other', node };
+    const expected = expectedData(doc, wanted, found);
+    const spliced = splice(existing, root, found, wanted);
+    const content =
+      spliced !== undefined && meansExactly(spliced, expected) ? spliced : reserialise(existing, found, wanted);
+    if (!meansExactly(content, expected)) {
+      throw new GitlabCiFileError(`refbridge could not add its include to ${where} without changing anything else`, {
+        hint: `${yourself} (and report this file's shape as a refbridge bug)`,
+      });
+    }
+    return { content, change: 'added', detail: `include of ${label} added` };
+  }
+
+  const item = items[index] as YAMLMap;
+  const current = addressOf(item);
+  if (sameEntry(current, wanted)) {
+    return { content: existing, change: 'unchanged', detail: `already includes ${label}` };
+  }
+  const before = current === undefined ? 'another form of it' : describeMirrorInclude(current);
+  const data = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown>;
+  const replace = (value: unknown): unknown => {
+    const rest = Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).filter(
+        ([k]) => !(ADDRESS_KEYS as readonly string[]).includes(k),
+      ),
+    );
+    return { ...rest, ...wanted };
+  };
+  const include = data['include'];
+  const expected = {
+    ...data,
+    include: Array.isArray(include)
+      ? (include as unknown[]).map((v, i) => (i === index ? replace(v) : v))
+      : replace(include),
+  };
+  const spliced = current !== undefined ? spliceAddress(existing, item, current, wanted) : undefined;
+  const content =
+    spliced !== undefined && meansExactly(spliced, expected) ? spliced : reserialiseAddress(existing, index, wanted);
+  if (!meansExactly(content, expected)) {
+    throw new GitlabCiFileError(`refbridge could not replace its include in ${where} without changing anything else`, {
+      hint: `replace refbridge's entry with \`${label}\` yourself, then run again (and report this file's shape as a refbridge bug)`,
+    });
+  }
+  return { content, change: 'updated', detail: `include changed from ${before} to ${label}` };
+}
+
+/** Same keys before and after: the values are replaced inside the text, quoting and all. */
+function spliceAddress(
+  text: string,
+  item: YAMLMap,
+  current: GitlabMirrorInclude,
+  wanted: GitlabMirrorInclude,
+): string | undefined {
+  const now = entryPairs(current);
+  const next = entryPairs(wanted);
+  if (now.map(([k]) => k).join() !== next.map(([k]) => k).join()) return undefined;
+  const edits: [number, number, string][] = [];
+  for (const [key, value] of next) {
+    const scalar = item.get(key, true);
+    if (!isScalar(scalar) || !scalar.range) return undefined;
+    // Keep the user's quoting style.
+    const quote = text[scalar.range[0]];
+    const written =
+      quote === "'" ? `'${value.replace(/'/g, "''")}'` : quote === '"' ? JSON.stringify(value) : yamlScalar(value);
+    edits.push([scalar.range[0], scalar.range[1], written]);
+  }
+  let out = text;
+  for (const [start, end, value] of edits.sort((a, b) => b[0] - a[0])) {
+    // A plain scalar's range can take trailing spaces before a comment; keep them.
+    const old = out.slice(start, end);
+    const trailing = /\s*$/.exec(old)?.[0] ?? '';
+    out = out.slice(0, start) + value + trailing + out.slice(end);
+  }
+  return out;
+}
+
+/** Other keys: the Document API, the address keys replaced where the first of them was. */
+function reserialiseAddress(text: string, index: number, wanted: GitlabMirrorInclude): string {
+  const doc = parseDocument(text, YAML_OPTIONS);
+  const root = doc.contents as YAMLMap;
+  const node = root.get('include', true) as unknown as YamlNode;
+  const item = (isSeq(node) ? node.items[index] : node) as YAMLMap;
+  const at = item.items.findIndex((p) => isScalar(p.key) && (ADDRESS_KEYS as readonly unknown[]).includes(p.key.value));
+  item.items = item.items.filter(
+    (p) => !(isScalar(p.key) && (ADDRESS_KEYS as readonly unknown[]).includes(p.key.value)),
+  );
+  item.items.splice(at < 0 ? 0 : at, 0, ...entryPairs(wanted).map(([k, v]) => doc.createPair(k, v)));
   return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }
