@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { startForge, type RunningForge } from '../forge/src/server.js';
 import { runCli, type CliRun } from '../support/cli.js';
+import { logMark, requestsSince, writesIn } from '../support/forge-log.js';
 import { git } from '../support/git.js';
 import { tempDir } from '../support/temp.js';
 
@@ -77,20 +78,7 @@ async function bootstrap(settings: Record<string, unknown>): Promise<CliRun> {
   return runCli(['bootstrap', '--config', file], env, tmp.path);
 }
 
-interface LogEntry {
-  seq: number;
-  kind: string;
-  method: string;
-  route: string;
-  path: string;
-}
-const adminGet = async <T>(path: string): Promise<T> =>
-  (await (await fetch(`${forge.urls.github.web}/_forge${path}`)).json()) as T;
-const mark = async (): Promise<number> => Math.max(0, ...(await adminGet<LogEntry[]>('/requests')).map((e) => e.seq));
-const writesSince = async (seq: number): Promise<string[]> =>
-  (await adminGet<LogEntry[]>(`/requests?since=${seq}`))
-    .filter((e) => (e.kind === 'api' && e.method !== 'GET' && e.method !== 'HEAD') || e.route.includes('receive-pack'))
-    .map((e) => `${e.method} ${e.path}`);
+const writesSince = async (seq: number): Promise<string[]> => writesIn(await requestsSince(forge, seq));
 
 const gitDirs = () => ({
   github: forge.state.githubRepo('acme', 'app')!.gitDir,
@@ -141,7 +129,7 @@ describe('bootstrap with configured CI references', () => {
     expect(ci['include']).toEqual([{ project: 'tools/refbridge', ref: 'v0.1.0', file: 'templates/mirror.yml' }]);
     expect(ci['build']).toEqual({ stage: 'build', script: ['make'] });
 
-    const since = await mark();
+    const since = await logMark(forge);
     const second = await bootstrap(settings);
     expect(second.code).toBe(0);
     expect(second.stdout).toMatch(/already set up/);
@@ -165,7 +153,7 @@ describe('bootstrap with configured CI references', () => {
     expect(ci['include']).toEqual([{ component: '$CI_SERVER_FQDN/tools/refbridge/mirror@0.2.0' }]);
     expect(ci['build']).toEqual({ stage: 'build', script: ['make'] });
 
-    const since = await mark();
+    const since = await logMark(forge);
     const again = await bootstrap(settings);
     expect(again.code).toBe(0);
     expect(await writesSince(since)).toEqual([]);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { startForge, type RunningForge } from '../forge/src/server.js';
 import { runCli, type CliRun } from '../support/cli.js';
 import { filesContaining } from '../support/forge-git.js';
+import { adminGet, logMark, requestsSince, writesIn } from '../support/forge-log.js';
 import { git } from '../support/git.js';
 import { repoRoot } from '../support/paths.js';
 import { tempDir } from '../support/temp.js';
@@ -120,26 +121,7 @@ async function bootstrap(args: string[], env: Record<string, string> = {}): Prom
   return r;
 }
 
-interface LogEntry {
-  seq: number;
-  kind: string;
-  method: string;
-  route: string;
-  path: string;
-}
-
-async function adminGet<T>(path: string): Promise<T> {
-  return (await (await fetch(`${forge.urls.github.web}/_forge${path}`)).json()) as T;
-}
-
-const mark = async (): Promise<number> => Math.max(0, ...(await adminGet<LogEntry[]>('/requests')).map((e) => e.seq));
-const requestsSince = (seq: number): Promise<LogEntry[]> => adminGet<LogEntry[]>(`/requests?since=${seq}`);
-const pushCount = async (): Promise<number> => (await adminGet<unknown[]>('/pushes')).length;
-/** API calls that write, and git pushes: what "changes nothing" must not contain. */
-const writesIn = (log: readonly LogEntry[]): string[] =>
-  log
-    .filter((e) => (e.kind === 'api' && e.method !== 'GET' && e.method !== 'HEAD') || e.route.includes('receive-pack'))
-    .map((e) => `${e.method} ${e.path}`);
+const pushCount = async (): Promise<number> => (await adminGet<unknown[]>(forge, '/pushes')).length;
 
 function ghRepo(fullName: string) {
   const [owner = '', name = ''] = fullName.split('/');
@@ -177,7 +159,7 @@ describe('refbridge bootstrap against the forge', () => {
   const seeded: Record<string, string> = {};
 
   it('reports every token problem before changing anything (exit 2)', async () => {
-    const since = await mark();
+    const since = await logMark(forge);
     const r = await bootstrap([], { GITHUB_TOKEN: GH_NO_WORKFLOW, REFBRIDGE_MIRROR_GITLAB_TOKEN: GL_READ_ONLY });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nothing was changed/);
@@ -185,7 +167,7 @@ describe('refbridge bootstrap against the forge', () => {
     expect(r.stderr).toMatch(
       /REFBRIDGE_MIRROR_GITLAB_TOKEN \(GitLab, stored for the CI\) of glbot lacks `write_repository` or `api`/,
     );
-    const log = await requestsSince(since);
+    const log = await requestsSince(forge, since);
     expect(writesIn(log)).toEqual([]);
     // Only the token checks ran: no repository was even looked at.
     expect(log.filter((e) => e.kind === 'api' && /\/repos\/|\/projects\//.test(e.path))).toEqual([]);
@@ -197,7 +179,7 @@ describe('refbridge bootstrap against the forge', () => {
     seeded['lib'] = await tip(ghRepo('acme/lib').gitDir);
     seeded['ahead.github'] = await tip(ghRepo('acme/ahead').gitDir);
     seeded['ahead.gitlab'] = await tip(glProject('acme/ahead').gitDir);
-    const since = await mark();
+    const since = await logMark(forge);
     const pushes = await pushCount();
     const r = await bootstrap(['--dry-run', '--json', '--pair', 'tool', 'app', 'lib', 'ahead']);
     expect(r.code).toBe(0);
@@ -225,7 +207,7 @@ describe('refbridge bootstrap against the forge', () => {
       }),
     );
     expect(json.pairs[3]!.steps).toContainEqual(expect.objectContaining({ side: 'gitlab', item: 'CI files' }));
-    expect(writesIn(await requestsSince(since))).toEqual([]);
+    expect(writesIn(await requestsSince(forge, since))).toEqual([]);
     expect(await pushCount()).toBe(pushes);
     expect(forge.state.githubRepo('alice', 'tool')).toBeUndefined();
     expect(forge.state.gitlabProject('acme/platform/tools/lib')).toBeUndefined();
@@ -254,7 +236,7 @@ describe('refbridge bootstrap against the forge', () => {
       ['acme/ahead', 'acme/ahead'],
     ] as const) {
       // GitHub: the sealed secret decrypts to the GitLab mirror token; plain variables.
-      const secrets = await adminGet<Record<string, string>>(`/secrets/github/${gh}`);
+      const secrets = await adminGet<Record<string, string>>(forge, `/secrets/github/${gh}`);
       expect(secrets['GITLAB_TOKEN']).toBe(GL_MIRROR);
       const vars = ghRepo(gh).variables;
       expect(vars.get('GITLAB_URL')?.value).toBe(forge.urls.gitlab.web);
@@ -301,13 +283,13 @@ describe('refbridge bootstrap against the forge', () => {
   });
 
   it('a second run changes nothing: no write call, no push, "already set up"', async () => {
-    const since = await mark();
+    const since = await logMark(forge);
     const pushes = await pushCount();
     const r = await bootstrap(['--pair', 'tool', 'app', 'lib', 'ahead']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/4 pair\(s\): 4 already set up/);
     expect(r.stdout.match(/already set up: nothing to change/g)).toHaveLength(4);
-    const log = await requestsSince(since);
+    const log = await requestsSince(forge, since);
     expect(writesIn(log)).toEqual([]);
     expect(log.some((e) => e.kind === 'api')).toBe(true);
     expect(await pushCount()).toBe(pushes);
@@ -315,18 +297,20 @@ describe('refbridge bootstrap against the forge', () => {
 
   it('re-seals a changed mirror token and rewrites nothing else', async () => {
     const before = ghRepo('acme/app').variables.get('REFBRIDGE_GITLAB_TOKEN_FINGERPRINT')?.value;
-    const since = await mark();
+    const since = await logMark(forge);
     const r = await bootstrap(['--pair', 'app', '--json'], { REFBRIDGE_MIRROR_GITLAB_TOKEN: GL_MIRROR_NEW });
     expect(r.code).toBe(0);
     const app = (JSON.parse(r.stdout) as JsonResult).pairs[0]!;
     expect(app.steps.filter((s) => s.status === 'done')).toEqual([
       { side: 'github', item: 'secret GITLAB_TOKEN', status: 'done', detail: 'updated (the token changed)' },
     ]);
-    expect(writesIn(await requestsSince(since)).sort()).toEqual([
+    expect(writesIn(await requestsSince(forge, since)).sort()).toEqual([
       'PATCH /api/v3/repos/acme/app/actions/variables/REFBRIDGE_GITLAB_TOKEN_FINGERPRINT',
       'PUT /api/v3/repos/acme/app/actions/secrets/GITLAB_TOKEN',
     ]);
-    expect((await adminGet<Record<string, string>>('/secrets/github/acme/app'))['GITLAB_TOKEN']).toBe(GL_MIRROR_NEW);
+    expect((await adminGet<Record<string, string>>(forge, '/secrets/github/acme/app'))['GITLAB_TOKEN']).toBe(
+      GL_MIRROR_NEW,
+    );
     expect(ghRepo('acme/app').variables.get('REFBRIDGE_GITLAB_TOKEN_FINGERPRINT')?.value).not.toBe(before);
   });
 
@@ -343,7 +327,9 @@ describe('refbridge bootstrap against the forge', () => {
       expect.objectContaining({ status: 'attention', detail: expect.stringMatching(/--resolve main --keep github/) }),
     );
     // Settings were made, but neither side of the diverged branch moved.
-    expect((await adminGet<Record<string, string>>('/secrets/github/acme/split'))['GITLAB_TOKEN']).toBe(GL_MIRROR);
+    expect((await adminGet<Record<string, string>>(forge, '/secrets/github/acme/split'))['GITLAB_TOKEN']).toBe(
+      GL_MIRROR,
+    );
     expect([await tip(ghRepo('acme/split').gitDir), await tip(glProject('acme/split').gitDir)]).toEqual(splitTips);
 
     const human = await bootstrap(['--pair', 'split']);

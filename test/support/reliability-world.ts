@@ -30,17 +30,8 @@ export const FAST_RETRY_ENV: Record<string, string> = {
   REFBRIDGE_GIT_RETRY_WAIT_MS: '5',
 };
 
-/** mulberry32: a seeded PRNG, so a failing run can be replayed from the seed it printed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// One seeded PRNG for the forge's faults and the suites' own choices.
+export { seededRandom } from '../forge/src/faults.js';
 
 /** A whole number from the environment (bounded), else the default. */
 export function envInt(name: string, fallback: number, max = 100_000): number {

@@ -69,8 +69,11 @@ export class FaultRuleError extends Error {
   }
 }
 
-/** mulberry32: tiny, fast and deterministic, so a seeded rate gives the same faults every run. */
-function prng(seed: number): () => number {
+/**
+ * mulberry32: tiny, fast and deterministic, so a seeded rate gives the same faults every run (and
+ * the reliability suites replay a failing run from the seed they printed).
+ */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -205,7 +208,7 @@ export class FaultInjector {
         fired: 0,
         matchRoute: matcher(rule.route, 'route'),
         matchPath: matcher(rule.path, 'path'),
-        random: prng(rule.seed ?? 1),
+        random: seededRandom(rule.seed ?? 1),
       };
     });
   }
